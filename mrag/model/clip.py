@@ -1,0 +1,249 @@
+"""jina-clip-v1: a text tower and a vision tower that embed into one 768-d space."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import overload
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .checkpoint import (
+    HUB_MODEL_ID,
+    CheckpointError,
+    load_state_dict_strict,
+    resolve_checkpoint,
+)
+from .config import JinaClipConfig
+from .processing import preprocess_images
+from .text import TextTower, alibi_slopes
+from .tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
+from .vision import EvaVisionTransformer, rope_tables
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class JinaClipModel(nn.Module):
+    """jina-clip-v1, implemented natively in PyTorch.
+
+    Load it with :meth:`from_pretrained`; embed with :meth:`encode_text` and :meth:`encode_image`,
+    whose outputs are comparable with each other by cosine similarity.
+    """
+
+    def __init__(self, config: JinaClipConfig, tokenizer: TextTokenizer | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.text_model = TextTower(config.text)
+        self.vision_model = EvaVisionTransformer(config.vision)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.tokenizer = tokenizer
+        self.name_or_path: str = ""
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] = HUB_MODEL_ID,
+        *,
+        revision: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+    ) -> JinaClipModel:
+        """Load a checkpoint folder, or ``jinaai/jina-clip-v1`` from the Hugging Face Hub.
+
+        The folder holds the official layout: ``config.json``, ``model.safetensors``,
+        ``tokenizer.json`` and ``preprocessor_config.json``. Weights are loaded strictly: every
+        key must be present with the right shape. ``dtype`` may be ``torch.bfloat16`` (or
+        ``"bfloat16"``); the default is float32 on the CPU.
+        """
+        folder = resolve_checkpoint(name_or_path, revision=revision)
+        config = JinaClipConfig.from_folder(folder)
+        try:
+            tokenizer = TextTokenizer.from_folder(folder)
+        except Exception as exc:
+            raise CheckpointError(f"{folder}: cannot load the tokenizer ({exc})") from None
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise CheckpointError(f"{weights}: file not found (only safetensors weights are read)")
+        with torch.device("meta"):
+            model = cls(config, tokenizer)
+        model = model.to_empty(device="cpu")
+        model._reset_derived_buffers()
+        load_state_dict_strict(model, weights)
+        model.name_or_path = str(name_or_path)
+        model.eval()
+        return model.to(device=device or "cpu", dtype=_resolve_dtype(dtype))
+
+    def _reset_derived_buffers(self) -> None:
+        # Buffers are not in the checkpoint; after building on the meta device recompute them.
+        self.text_model.transformer.alibi_slopes = alibi_slopes(
+            self.config.text.num_attention_heads
+        )
+        cos, sin = rope_tables(self.config.vision)
+        self.vision_model.rope_cos, self.vision_model.rope_sin = cos, sin
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.logit_scale.dtype
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim
+
+    # -- raw tower outputs -----------------------------------------------------------------------
+
+    def get_text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled text tower output (batch, 768), unnormalised; pad id 0 marks padding."""
+        return self.text_model(input_ids.to(self.device))
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """CLS output of the vision tower (batch, 768), unnormalised."""
+        return self.vision_model(pixel_values.to(device=self.device, dtype=self.dtype))
+
+    def forward(
+        self, input_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        text = self.get_text_features(input_ids) if input_ids is not None else None
+        image = self.get_image_features(pixel_values) if pixel_values is not None else None
+        return text, image
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def _require_tokenizer(self) -> TextTokenizer:
+        if self.tokenizer is None:
+            raise RuntimeError("this model has no tokenizer; load it with from_pretrained()")
+        return self.tokenizer
+
+    def tokenize(
+        self, texts: Sequence[str], *, max_length: int = DEFAULT_MAX_LENGTH
+    ) -> list[list[int]]:
+        """Token ids of each text, ``[CLS] ... [SEP]``, truncated to ``max_length``."""
+        return self._require_tokenizer().encode(list(texts), max_length=max_length)
+
+    def pad(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Right-pad id sequences with the pad id into one (batch, longest) tensor."""
+        pad_id = self.config.text.pad_token_id
+        width = max(len(ids) for ids in sequences)
+        batch = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+        for row, ids in enumerate(sequences):
+            batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return batch
+
+    @overload
+    def encode_text(self, texts: str, **kwargs: object) -> np.ndarray: ...
+    @overload
+    def encode_text(self, texts: Sequence[str], **kwargs: object) -> np.ndarray: ...
+
+    def encode_text(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+    ) -> np.ndarray:
+        """Embed texts as float32 numpy, (N, 768) for a list or (768,) for one string.
+
+        Texts are batched longest first, so each batch pads little, and returned in input order.
+        """
+        single = isinstance(texts, str)
+        items = [texts] if single else list(texts)
+        for index, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
+        ids = self.tokenize(items, max_length=max_length)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        with torch.inference_mode():
+            chunks = [
+                self.get_text_features(self.pad([ids[i] for i in order[start : start + batch_size]]))
+                for start in range(0, len(order), _check_batch_size(batch_size))
+            ]
+        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
+
+    def encode_image(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> np.ndarray:
+        """Embed images as float32 numpy, (N, 768) for a list or (768,) for one image.
+
+        An image is a path, ``pathlib.Path``, raw bytes, a PIL image, a ``data:`` URI or an
+        http(s) URL; each is converted to RGB, and one over ``max_pixels`` raises ``ImageError``.
+        """
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)  # type: ignore[list-item]
+        order = list(range(len(items)))
+        chunks = []
+        step = _check_batch_size(batch_size)
+        with torch.inference_mode():
+            for start in range(0, len(items), step):
+                batch = [load_image(item, max_pixels=max_pixels) for item in items[start : start + step]]
+                pixels = preprocess_images(batch, self.config.preprocess)
+                chunks.append(self.get_image_features(pixels))
+        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    return batch_size
+
+
+def _finish(
+    chunks: list[torch.Tensor],
+    order: list[int],
+    single: bool,
+    dim: int,
+    normalize: bool,
+    truncate_dim: int | None,
+) -> np.ndarray:
+    """Stack batch outputs, restore input order, truncate and normalise, as float32 numpy."""
+    if not chunks:
+        return np.zeros((0, truncate_dim or dim), dtype=np.float32)
+    stacked = torch.cat(chunks).float()
+    result = torch.empty_like(stacked)
+    result[torch.tensor(order)] = stacked
+    if truncate_dim is not None:
+        if not 0 < truncate_dim <= dim:
+            raise ValueError(f"truncate_dim must be between 1 and {dim}")
+        warnings.warn(
+            "jina-clip-v1 was not trained for truncated (Matryoshka) embeddings; "
+            "retrieval quality at truncate_dim < 768 is unknown",
+            UserWarning,
+            stacklevel=3,
+        )
+        result = result[:, :truncate_dim]
+    if normalize:
+        result = torch.nn.functional.normalize(result, dim=-1)
+    array = result.cpu().numpy().astype(np.float32, copy=False)
+    return array[0] if single else array
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    try:
+        return names[str(dtype).removeprefix("torch.")]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {dtype!r}; use float32 or bfloat16") from None
+

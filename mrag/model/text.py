@@ -1,0 +1,128 @@
+"""The text tower: JinaBERT v2 (BERT with ALiBi attention, GEGLU MLP, post-LayerNorm).
+
+Parameter names follow the official checkpoint (``text_model.transformer.*``) so that its
+``model.safetensors`` loads without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TextConfig
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi head slopes; for a head count that is not a power of two, the interleaved extension."""
+
+    def power_of_two_slopes(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(num_heads).is_integer():
+        return torch.tensor(power_of_two_slopes(num_heads))
+    closest = 2 ** math.floor(math.log2(num_heads))
+    extra = power_of_two_slopes(2 * closest)[0::2][: num_heads - closest]
+    return torch.tensor(power_of_two_slopes(closest) + extra)
+
+
+class TextEmbeddings(nn.Module):
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # Single-segment inputs only: every token has type 0.
+        return self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+
+
+class AlibiSelfAttention(nn.Module):
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        qkv = self.Wqkv(x).view(batch, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+class GegluMlp(nn.Module):
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.intermediate_size = config.intermediate_size
+        self.gated_layers = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.gated_layers(x).split(self.intermediate_size, dim=-1)
+        return self.wo(F.gelu(gate) * value)
+
+
+class TextLayer(nn.Module):
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.mixer = AlibiSelfAttention(config)
+        self.norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = GegluMlp(config)
+        self.norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.mixer(x, bias))
+        return self.norm2(x + self.mlp(x))
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TextLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class JinaBertModel(nn.Module):
+    """Token ids in, one mean-pooled vector per sequence out."""
+
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = TextEmbeddings(config)
+        self.emb_ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = TextEncoder(config)
+        self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
+
+    def attention_bias(self, input_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """ALiBi distance penalty plus -inf on padded keys, shaped (batch, heads, len, len)."""
+        length = input_ids.shape[1]
+        positions = torch.arange(length, device=input_ids.device)
+        distance = (positions[None, :] - positions[:, None]).abs().to(torch.float32)
+        bias = -self.alibi_slopes.to(input_ids.device)[:, None, None] * distance  # (H, L, L)
+        padded = (input_ids == self.config.pad_token_id)[:, None, None, :]  # (B, 1, 1, L)
+        bias = bias[None].masked_fill(padded, float("-inf"))
+        return bias.to(dtype)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = self.emb_ln(self.embeddings(input_ids))
+        bias = self.attention_bias(input_ids, x.dtype)
+        for layer in self.encoder.layers:
+            x = layer(x, bias)
+        keep = (input_ids != self.config.pad_token_id).unsqueeze(-1).to(x.dtype)
+        return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+
+
+class TextTower(nn.Module):
+    """Holds the text tower under the official ``text_model.transformer`` prefix."""
+
+    def __init__(self, config: TextConfig) -> None:
+        super().__init__()
+        self.transformer = JinaBertModel(config)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.transformer(input_ids)

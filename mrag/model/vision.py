@@ -1,0 +1,126 @@
+"""The vision tower: EVA-02 ViT (2-D RoPE, q/v biases, sub-LayerNorms, SwiGLU, CLS output).
+
+Parameter names follow the official checkpoint (``vision_model.*``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import VisionConfig
+
+
+def rope_tables(config: VisionConfig, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of the 2-D rotary embedding for the patch grid, each (patches, head_width).
+
+    Each half of a head rotates by one axis: the first half by the patch row, the second by the
+    patch column. Positions are rescaled to the pre-training grid (``pt_hw_seq_len``), which for
+    jina-clip-v1 is the grid itself, so they stay the integers 0..13.
+    """
+    axis_dim = config.head_width // 2
+    freqs = theta ** (-torch.arange(0, axis_dim, 2, dtype=torch.float64) / axis_dim)
+    grid = config.grid_size
+    positions = torch.arange(grid, dtype=torch.float64) * (config.pt_hw_seq_len / grid)
+    angles = (positions[:, None] * freqs[None, :]).repeat_interleave(2, dim=-1)  # (grid, axis_dim)
+    rows = angles[:, None, :].expand(grid, grid, axis_dim)
+    cols = angles[None, :, :].expand(grid, grid, axis_dim)
+    table = torch.cat([rows, cols], dim=-1).reshape(grid * grid, 2 * axis_dim)
+    return table.cos().float(), table.sin().float()
+
+
+def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
+    """Turn each adjacent pair (a, b) of the last dimension into (-b, a)."""
+    pairs = x.unflatten(-1, (-1, 2))
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, config.width, config.patch_size, stride=config.patch_size)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+
+
+class RopeAttention(nn.Module):
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        width = config.width
+        self.num_heads = config.num_heads
+        self.head_dim = config.head_width
+        self.q_proj = nn.Linear(width, width, bias=False)
+        self.k_proj = nn.Linear(width, width, bias=False)
+        self.v_proj = nn.Linear(width, width, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(width))
+        self.v_bias = nn.Parameter(torch.zeros(width))
+        self.inner_attn_ln = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        # One GEMM for q, k and v instead of three; k has no bias in EVA-02.
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = F.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        # RoPE turns the patch tokens only; the CLS token (position 0) is left as it is.
+        q = torch.cat((q[:, :, :1], q[:, :, 1:] * cos + rotate_pairs(q[:, :, 1:]) * sin), dim=2)
+        k = torch.cat((k[:, :, :1], k[:, :, 1:] * cos + rotate_pairs(k[:, :, 1:]) * sin), dim=2)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(batch, length, width)
+        return self.proj(self.inner_attn_ln(out))
+
+
+class SwiGluMlp(nn.Module):
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        hidden = config.mlp_hidden
+        self.w1 = nn.Linear(config.width, hidden)
+        self.w2 = nn.Linear(config.width, hidden)
+        self.ffn_ln = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.w3 = nn.Linear(hidden, config.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w3(self.ffn_ln(F.silu(self.w1(x)) * self.w2(x)))
+
+
+class VisionBlock(nn.Module):
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        self.attn = RopeAttention(config)
+        self.norm2 = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        self.mlp = SwiGluMlp(config)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), cos, sin)
+        return x + self.mlp(self.norm2(x))
+
+
+class EvaVisionTransformer(nn.Module):
+    """Pixels (batch, 3, 224, 224) in, the final-normed CLS token out."""
+
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        patches = config.grid_size**2
+        self.patch_embed = PatchEmbed(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, patches + 1, config.width))
+        self.blocks = nn.ModuleList(VisionBlock(config) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(config.width, eps=config.layer_norm_eps)
+        cos, sin = rope_tables(config)
+        # Derived constants: not part of the checkpoint contract.
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(pixel_values)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        cos, sin = self.rope_cos.to(x.dtype), self.rope_sin.to(x.dtype)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.norm(x)[:, 0]

@@ -1,0 +1,65 @@
+"""Options shared by several subcommands: which model, which store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..model import HUB_MODEL_ID
+from ..store import StoreSettings
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        metavar="NAME_OR_DIR",
+        default=None,
+        help=f"checkpoint folder or Hub id (env MRAG_MODEL; default {HUB_MODEL_ID})",
+    )
+    group.add_argument("--revision", default=None, help="Hub revision (default: the pinned one)")
+    group.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+    group.add_argument(
+        "--dtype", default=None, choices=["float32", "bfloat16"], help="weights dtype"
+    )
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("store")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--qdrant-path",
+        metavar="DIR",
+        default=None,
+        help="embedded Qdrant folder (env MRAG_QDRANT_PATH; default ./.mrag/qdrant)",
+    )
+    where.add_argument(
+        "--qdrant-url", metavar="URL", default=None, help="Qdrant server URL (env QDRANT_URL)"
+    )
+    group.add_argument(
+        "--collection", default=None, help="collection name (env MRAG_COLLECTION; default mrag)"
+    )
+
+
+def model_name(args: argparse.Namespace) -> str:
+    return args.model or os.environ.get("MRAG_MODEL") or HUB_MODEL_ID
+
+
+def store_settings(args: argparse.Namespace) -> StoreSettings:
+    return StoreSettings.from_env(
+        path=args.qdrant_path, url=args.qdrant_url, collection=args.collection
+    )
+
+
+def error(message: str) -> None:
+    """One line on stderr, ruff-style: ``error: <what went wrong>``."""
+    print(f"error: {message}", file=sys.stderr)

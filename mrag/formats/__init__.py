@@ -1,0 +1,82 @@
+"""Turn a source file into a :class:`~mrag.document.ParsedDocument`, whatever its format.
+
+:func:`parse` picks the reader from the file suffix (and checks the magic bytes where that is
+cheap), then merges duplicate pictures and applies the :class:`~mrag.figures.ImageFilter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mrag.document import ExtractionError, ExtractionLimits, ParsedDocument
+from mrag.figures import ImageFilter, apply_filter
+from mrag.formats.docx import DOCX_SUFFIXES, parse_docx
+from mrag.formats.html import HTML_SUFFIXES, parse_html
+from mrag.formats.image_file import IMAGE_SUFFIXES, parse_image_file
+from mrag.formats.pdf import parse_pdf
+from mrag.formats.text import MARKDOWN_SUFFIXES, TEXT_SUFFIXES, parse_text_file
+
+_Reader = Callable[[Path, ExtractionLimits], ParsedDocument]
+
+_READERS: dict[str, _Reader] = {}
+for _suffix in IMAGE_SUFFIXES:
+    _READERS[_suffix] = lambda path, limits: parse_image_file(path, limits=limits)
+for _suffix in (*TEXT_SUFFIXES, *MARKDOWN_SUFFIXES):
+    _READERS[_suffix] = lambda path, limits: parse_text_file(path, limits=limits)
+for _suffix in HTML_SUFFIXES:
+    _READERS[_suffix] = lambda path, limits: parse_html(path, limits=limits)
+for _suffix in DOCX_SUFFIXES:
+    _READERS[_suffix] = lambda path, limits: parse_docx(path, limits=limits)
+
+#: Every file suffix :func:`parse` reads (lower case, with the dot).
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".pdf", *_READERS})
+
+_DEFAULT_LIMITS = ExtractionLimits()
+_DEFAULT_FILTER = ImageFilter()
+
+
+def parse(
+    path: Path,
+    *,
+    limits: ExtractionLimits = _DEFAULT_LIMITS,
+    passwords: Sequence[str] = (),
+    image_filter: ImageFilter | None = _DEFAULT_FILTER,
+) -> ParsedDocument:
+    """Extract the text and pictures of one file.
+
+    ``passwords`` are tried, after the empty one, on encrypted PDFs. ``image_filter=None`` keeps
+    every picture (duplicates are still merged). Raises :class:`ExtractionError`, naming the file
+    and the reason, when the file cannot be read at all; smaller trouble lands in
+    ``ParsedDocument.problems``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ExtractionError(f"{path}: unsupported file type {suffix or '(no suffix)'}")
+    if not path.is_file():
+        raise ExtractionError(f"{path}: not a file or does not exist")
+    try:
+        if suffix == ".pdf":
+            document = parse_pdf(path, limits=limits, passwords=passwords)
+        else:
+            document = _READERS[suffix](path, limits)
+    except ExtractionError:
+        raise
+    except (Exception, RecursionError) as exc:
+        # Whatever a reader trips over, one bad file must not end a whole ingestion run.
+        raise ExtractionError(
+            f"{path}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from None
+    document.images, document.filtered = apply_filter(document.images, image_filter)
+    return document
+
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "ExtractionError",
+    "ExtractionLimits",
+    "ImageFilter",
+    "ParsedDocument",
+    "parse",
+]

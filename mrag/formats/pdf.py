@@ -1,0 +1,463 @@
+"""PDF pages and pictures through pypdf.
+
+Text comes from ``extract_text`` page by page. Pictures are found by walking each page's XObject
+resources (into form XObjects too) plus the inline images of its content stream, and every picture
+is decoded on its own so one bad stream costs that picture only, never the page. Sizes are read from
+the image dictionary before any decoding, so a decompression bomb is refused unread.
+
+While a page's text is extracted, pypdf's visitor callbacks report where text lines and images sit
+on the page; that is what pairs a "Figure 3: ..." caption with the picture right above it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
+
+from mrag.document import (
+    ExtractedImage,
+    ExtractionError,
+    ExtractionLimits,
+    PageText,
+    ParsedDocument,
+    image_content_hash,
+)
+from mrag.figures import (
+    NEARBY_CHARS,
+    find_captions,
+    is_caption_line,
+    pair_captions,
+    trim_context,
+)
+from mrag.images import to_rgb
+
+# Form XObjects may nest; real documents go two or three deep, hostile ones forever.
+_MAX_FORM_DEPTH = 12
+# pypdf warnings kept per document; past this they are summarised, not listed.
+_MAX_LOGGED_WARNINGS = 20
+# Text fragments closer than this (in points) vertically belong to one visual line.
+_LINE_TOLERANCE = 2.0
+
+
+@dataclass
+class _Line:
+    text: str
+    y: float
+
+
+@dataclass
+class _Layout:
+    """Positions gathered while a page's text is extracted."""
+
+    lines: list[_Line] = field(default_factory=list)
+    # Image placements in drawing order: (XObject or inline name, (bottom, top) or None for forms).
+    placements: list[tuple[str, tuple[float, float] | None]] = field(default_factory=list)
+    inline_count: int = 0
+    depth_marks: int = 0
+
+
+@dataclass
+class _RawImage:
+    key: str | list[str]
+    stream: DictionaryObject | None
+    label: str
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _collect_pypdf_warnings() -> Iterator[list[str]]:
+    """Capture what pypdf logs or warns about a file instead of letting it reach the console."""
+    logger = logging.getLogger("pypdf")
+    collector = _WarningCollector()
+    old_propagate = logger.propagate
+    logger.addHandler(collector)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield collector.messages
+            collector.messages.extend(str(item.message) for item in caught)
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = old_propagate
+
+
+def _matrix_y_span(cm: Sequence[float]) -> tuple[float, float]:
+    # An image fills the unit square of its current transformation matrix.
+    _a, b, _c, d, _e, f = (float(value) for value in cm[:6])
+    ys = (f, b + f, d + f, b + d + f)
+    return min(ys), max(ys)
+
+
+def _page_layout(page: Any) -> tuple[str, _Layout]:
+    """Extract the page text and, in the same pass, where its lines and images are."""
+    layout = _Layout()
+    fragments: list[tuple[str, float]] = []
+
+    def on_text(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
+        if text and text.strip():
+            y = float(tm[4]) * float(cm[1]) + float(tm[5]) * float(cm[3]) + float(cm[5])
+            fragments.append((text, y))
+
+    def on_operator(operator: bytes, operands: Any, cm: Any, _tm: Any) -> None:
+        if operator == b"Do" and operands:
+            layout.placements.append((str(operands[0]), _matrix_y_span(cm)))
+        elif operator == b"INLINE IMAGE":
+            name = f"~{layout.inline_count}~"
+            layout.inline_count += 1
+            layout.placements.append((name, _matrix_y_span(cm)))
+
+    text = page.extract_text(visitor_text=on_text, visitor_operand_before=on_operator) or ""
+    for fragment, y in fragments:
+        if layout.lines and abs(layout.lines[-1].y - y) <= _LINE_TOLERANCE:
+            layout.lines[-1].text += fragment
+        else:
+            layout.lines.append(_Line(fragment, y))
+    for line in layout.lines:
+        line.text = " ".join(line.text.split())
+    return text.strip(), layout
+
+
+def _int_value(value: Any) -> int | None:
+    try:
+        return int(value.get_object() if isinstance(value, IndirectObject) else value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _walk_xobject_images(
+    resources_owner: Any, ancestors: list[str], seen_forms: set[int], depth: int
+) -> Iterator[tuple[list[str], StreamObject]]:
+    resources = resources_owner.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    if not isinstance(resources, DictionaryObject):
+        return
+    xobjects = resources.get("/XObject")
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not isinstance(xobjects, DictionaryObject):
+        return
+    for name in list(xobjects.keys()):
+        entry = xobjects[name]
+        stream = entry.get_object() if isinstance(entry, IndirectObject) else entry
+        if not isinstance(stream, StreamObject):
+            continue
+        subtype = stream.get("/Subtype")
+        if subtype == "/Image":
+            yield [*ancestors, str(name)], stream
+        elif subtype == "/Form" and depth < _MAX_FORM_DEPTH and id(stream) not in seen_forms:
+            seen_forms.add(id(stream))
+            yield from _walk_xobject_images(stream, [*ancestors, str(name)], seen_forms, depth + 1)
+
+
+def _object_key(stream: DictionaryObject) -> tuple[int, int] | None:
+    reference = stream.indirect_reference
+    if reference is None:
+        return None
+    return (reference.idnum, reference.generation)
+
+
+def _size_problem(stream: DictionaryObject, max_pixels: int) -> str | None:
+    """Why an image stream must not be decoded, judged from its dictionary alone."""
+    for label, candidate in (("image", stream), ("soft mask", stream.get("/SMask"))):
+        if candidate is None:
+            continue
+        candidate = candidate.get_object()
+        if not isinstance(candidate, DictionaryObject):
+            continue
+        width, height = _int_value(candidate.get("/Width")), _int_value(candidate.get("/Height"))
+        if width is None or height is None or width <= 0 or height <= 0:
+            return f"{label} has no valid /Width and /Height ({width}x{height})"
+        if width * height > max_pixels:
+            return (
+                f"{label} is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,}; not decoded"
+            )
+    return None
+
+
+def _decrypt(reader: PdfReader, path: Path, passwords: Sequence[str]) -> None:
+    tried_supplied = False
+    for password in ("", *passwords):
+        tried_supplied = tried_supplied or password != ""
+        try:
+            if reader.decrypt(password):
+                return
+        except Exception as exc:
+            raise ExtractionError(f"{path}: encrypted, cannot decrypt ({exc})") from None
+    if tried_supplied:
+        raise ExtractionError(f"{path}: encrypted: wrong password")
+    raise ExtractionError(f"{path}: encrypted: password required")
+
+
+def _caption_contexts(
+    page_number: int,
+    text: str,
+    layout: _Layout | None,
+    images: list[_RawImage],
+) -> list[tuple[str, str]]:
+    """(context, kind) for each image of a page: its caption, else the text nearest to it."""
+    captions = find_captions(text)
+    boxes: list[tuple[float, float] | None] = []
+    placement = dict(layout.placements) if layout else {}
+    for image in images:
+        top_name = image.key if isinstance(image.key, str) else image.key[0]
+        nested = isinstance(image.key, list) and len(image.key) > 1
+        boxes.append(None if nested else placement.get(top_name))
+    caption_ys: list[float | None] = [None] * len(captions)
+    if layout is not None:
+        visual = [line for line in layout.lines if is_caption_line(line.text)]
+        if len(visual) == len(captions):
+            caption_ys = [line.y for line in visual]
+    pairing = pair_captions(boxes, caption_ys)
+    contexts: list[tuple[str, str]] = []
+    for image, box, caption_index in zip(images, boxes, pairing, strict=True):
+        if caption_index is not None:
+            contexts.append((captions[caption_index].text, "caption"))
+            continue
+        nearby = _nearby_text(layout, box) if layout is not None and box else text[:NEARBY_CHARS]
+        nearby = trim_context(nearby, NEARBY_CHARS)
+        if nearby:
+            contexts.append((nearby, "nearby"))
+        else:
+            contexts.append((f"{image.label} on page {page_number}", "filename"))
+    return contexts
+
+
+def _nearby_text(layout: _Layout, box: tuple[float, float]) -> str:
+    bottom, top = box
+
+    def distance(line: _Line) -> float:
+        return bottom - line.y if line.y < bottom else max(0.0, line.y - top)
+
+    chosen: list[_Line] = []
+    total = 0
+    for line in sorted(layout.lines, key=distance):
+        if total >= NEARBY_CHARS:
+            break
+        chosen.append(line)
+        total += len(line.text) + 1
+    chosen.sort(key=lambda line: -line.y)
+    return " ".join(line.text for line in chosen)
+
+
+def _image_name(key: str | list[str]) -> str:
+    parts = [key] if isinstance(key, str) else key
+    return "/".join(part.lstrip("/") for part in parts)
+
+
+def parse_pdf(
+    path: Path,
+    *,
+    limits: ExtractionLimits,
+    passwords: Sequence[str] = (),
+) -> ParsedDocument:
+    """Read a PDF's page texts and decoded pictures (unfiltered, not yet deduplicated).
+
+    Raises :class:`ExtractionError` when the file is not a readable PDF, is encrypted without a
+    working password, or overruns ``limits.time_budget_s``.
+    """
+    started = time.monotonic()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExtractionError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise ExtractionError(f"{path}: 0-byte file")
+    if b"%PDF" not in data[:1024]:
+        raise ExtractionError(f"{path}: not a PDF (no %PDF header)")
+    problems: list[str] = []
+    with _collect_pypdf_warnings() as logged:
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                _decrypt(reader, path, passwords)
+            page_count = len(reader.pages)
+        except ExtractionError:
+            raise
+        except Exception as exc:
+            raise ExtractionError(
+                f"{path}: not a PDF / broken file: {type(exc).__name__}: {exc}"
+            ) from None
+        pages, images = _read_pages(reader, path, page_count, limits, started, problems)
+    problems.extend(_summarise_warnings(logged))
+    return ParsedDocument(
+        source=str(path),
+        kind="pdf",
+        pages=pages,
+        images=images,
+        problems=problems,
+        page_count=page_count,
+    )
+
+
+def _summarise_warnings(messages: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(" ".join(message.split()) for message in messages))
+    lines = [f"pypdf warning: {message}" for message in unique[:_MAX_LOGGED_WARNINGS]]
+    if len(unique) > _MAX_LOGGED_WARNINGS:
+        lines.append(f"pypdf warning: {len(unique) - _MAX_LOGGED_WARNINGS} more not listed")
+    return lines
+
+
+def _read_pages(
+    reader: PdfReader,
+    path: Path,
+    page_count: int,
+    limits: ExtractionLimits,
+    started: float,
+    problems: list[str],
+) -> tuple[list[PageText], list[ExtractedImage]]:
+    pages: list[PageText] = []
+    images: list[ExtractedImage] = []
+    by_object: dict[tuple[int, int], ExtractedImage] = {}
+    skipped_for_count = 0
+    attempted = 0
+    if page_count > limits.max_pages:
+        problems.append(
+            f"document has {page_count} pages; only the first {limits.max_pages} were read "
+            "(max_pages)"
+        )
+    for index in range(min(page_count, limits.max_pages)):
+        elapsed = time.monotonic() - started
+        if elapsed > limits.time_budget_s:
+            raise ExtractionError(
+                f"{path}: time budget of {limits.time_budget_s:g}s exceeded after {index} of "
+                f"{page_count} pages"
+            )
+        number = index + 1
+        try:
+            page = reader.pages[index]
+        except Exception as exc:
+            problems.append(f"page {number}: cannot read page ({type(exc).__name__}: {exc})")
+            continue
+        layout: _Layout | None
+        try:
+            text, layout = _page_layout(page)
+        except Exception as exc:
+            problems.append(f"page {number} text: cannot extract ({type(exc).__name__}: {exc})")
+            text, layout = "", None
+        pages.append(PageText(page=number, text=text))
+
+        raw = _page_images(page, number, problems)
+        fresh: list[_RawImage] = []
+        for item in raw:
+            key = _object_key(item.stream) if item.stream is not None else None
+            known = by_object.get(key) if key is not None else None
+            if known is not None:
+                if number not in known.pages:
+                    known.pages.append(number)
+            else:
+                fresh.append(item)
+        if not fresh:
+            continue
+        contexts = _caption_contexts(number, text, layout, fresh)
+        for item, (context, kind) in zip(fresh, contexts, strict=True):
+            if attempted >= limits.max_images_per_document:
+                skipped_for_count += 1
+                continue
+            attempted += 1
+            if time.monotonic() - started > limits.time_budget_s:
+                raise ExtractionError(
+                    f"{path}: time budget of {limits.time_budget_s:g}s exceeded on page {number}"
+                )
+            extracted = _decode(page, item, number, limits, problems)
+            if extracted is None:
+                continue
+            extracted.context, extracted.context_kind = context, kind
+            images.append(extracted)
+            key = _object_key(item.stream) if item.stream is not None else None
+            if key is not None:
+                by_object[key] = extracted
+    if skipped_for_count:
+        problems.append(
+            f"{skipped_for_count} images not decoded: the document reached "
+            f"max_images_per_document={limits.max_images_per_document}"
+        )
+    return pages, images
+
+
+def _page_images(page: Any, number: int, problems: list[str]) -> list[_RawImage]:
+    """Every picture a page holds: XObject images (forms included) then inline images."""
+    found: list[_RawImage] = []
+    try:
+        for key, stream in _walk_xobject_images(page, [], set(), 0):
+            found.append(_RawImage(key=key[0] if len(key) == 1 else key, stream=stream,
+                                   label=_image_name(key)))
+    except Exception as exc:
+        problems.append(f"page {number} images: cannot list XObjects ({type(exc).__name__}: {exc})")
+    if _may_have_inline_images(page):
+        try:
+            listed = page.images.keys()  # keys, not the ImageFile objects iteration yields
+            names = [key for key in listed if isinstance(key, str) and key[:1] == "~"]
+        except Exception as exc:
+            problems.append(
+                f"page {number} inline images: cannot decode ({type(exc).__name__}: {exc})"
+            )
+            names = []
+        found.extend(_RawImage(key=name, stream=None, label=f"inline{name.strip('~')}")
+                     for name in names)
+    return found
+
+
+_INLINE_MARK = re.compile(rb"(?:^|\s)BI\s")
+
+
+def _may_have_inline_images(page: Any) -> bool:
+    # Listing inline images makes pypdf parse and decode the whole content stream again; a cheap
+    # byte search first spares that for the vast majority of pages, which have none.
+    try:
+        contents = page.get_contents()
+        return contents is not None and _INLINE_MARK.search(contents.get_data()) is not None
+    except Exception:
+        return True
+
+
+def _decode(
+    page: Any, item: _RawImage, number: int, limits: ExtractionLimits, problems: list[str]
+) -> ExtractedImage | None:
+    where = f"page {number} image {item.label}"
+    if item.stream is not None:
+        refusal = _size_problem(item.stream, limits.max_pixels)
+        if refusal is not None:
+            problems.append(f"{where}: {refusal}")
+            return None
+    try:
+        decoded = page.images[item.key].image
+        if decoded is None:
+            raise ValueError("pypdf returned no image")
+        width, height = decoded.size
+        if width * height > limits.max_pixels:
+            raise ValueError(f"decoded to {width}x{height}, over the pixel limit")
+        rgb = to_rgb(decoded)
+        rgb.load()
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:300]
+        problems.append(f"{where}: cannot decode ({type(exc).__name__}: {reason})")
+        return None
+    return ExtractedImage(
+        image=rgb,
+        pages=[number],
+        name=f"p{number}-{item.label}",
+        context="",
+        context_kind="filename",
+        content_hash=image_content_hash(rgb),
+    )
+

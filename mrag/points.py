@@ -1,0 +1,77 @@
+"""Turning embedded chunks and images into Qdrant points with langchain-qdrant payloads.
+
+Every point's payload is ``{"page_content": str, "metadata": {...}}``. Metadata always holds
+``modality`` ("text" or "image"), ``source``, ``page`` (first page, or None), ``pages`` and
+``content_hash`` (sha256 of the source file, or of the content for points added directly).
+Image points also carry ``mime_type`` and ``image_base64``: a rendition of the picture capped at
+:data:`RENDITION_MAX_SIDE` pixels, so any client of the store can show the image without the
+original file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+from qdrant_client import models
+
+from .images import to_rgb
+from .store import point_id
+
+#: Longest side of the image rendition stored in each image point.
+RENDITION_MAX_SIDE = 1024
+_JPEG_QUALITY = 88
+
+
+def encode_rendition(image: Image.Image, max_side: int = RENDITION_MAX_SIDE) -> tuple[str, bytes]:
+    """Downscale ``image`` to fit ``max_side`` and encode it; returns (mime type, bytes).
+
+    Photos compress best as JPEG and line art as PNG: both are tried, the smaller wins.
+    """
+    image = to_rgb(image)
+    if max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    image.save(jpeg, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
+    image.save(png, format="PNG", optimize=False)
+    if png.tell() <= jpeg.tell():
+        return "image/png", png.getvalue()
+    return "image/jpeg", jpeg.getvalue()
+
+
+def text_payload(text: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"page_content": text, "metadata": {"modality": "text", **metadata}}
+
+
+def image_payload(
+    context: str, image: Image.Image, metadata: dict[str, Any], max_side: int = RENDITION_MAX_SIDE
+) -> dict[str, Any]:
+    mime_type, data = encode_rendition(image, max_side)
+    return {
+        "page_content": context,
+        "metadata": {
+            "modality": "image",
+            **metadata,
+            "width": image.width,
+            "height": image.height,
+            "mime_type": mime_type,
+            "image_base64": base64.b64encode(data).decode("ascii"),
+        },
+    }
+
+
+def make_point(
+    source: str, modality: str, position: str | int, vector: Sequence[float], payload: dict[str, Any]
+) -> models.PointStruct:
+    return models.PointStruct(
+        id=point_id(source, modality, position), vector=list(vector), payload=payload
+    )
+
+
+def decode_rendition(metadata: dict[str, Any]) -> Image.Image:
+    """The stored image of an image point's metadata, as a PIL image."""
+    return Image.open(io.BytesIO(base64.b64decode(metadata["image_base64"]))).convert("RGB")

@@ -49,6 +49,9 @@ class JinaClipEmbeddings(Embeddings):
     paths, URLs or ``data:`` URIs (the method name LangChain's other CLIP embeddings use, so vector
     stores that support images find it). All vectors are L2-normalised lists of Python floats.
 
+    ``model_name`` is a checkpoint folder or Hub id; without one, ``MRAG_MODEL`` or
+    ``jinaai/jina-clip-v1``. Models are loaded once per process and shared between instances.
+
     Example:
         >>> embeddings = JinaClipEmbeddings()  # downloads jinaai/jina-clip-v1 once
         >>> embeddings.embed_query("a red motorcycle")[:3]
@@ -56,7 +59,7 @@ class JinaClipEmbeddings(Embeddings):
 
     def __init__(
         self,
-        model_name: str | os.PathLike[str] = HUB_MODEL_ID,
+        model_name: str | os.PathLike[str] | None = None,
         *,
         revision: str | None = None,
         device: str | torch.device | None = None,
@@ -65,6 +68,7 @@ class JinaClipEmbeddings(Embeddings):
         max_length: int = DEFAULT_MAX_LENGTH,
         model: JinaClipModel | None = None,
     ) -> None:
+        model_name = model_name or os.environ.get("MRAG_MODEL") or HUB_MODEL_ID
         self.model_name = str(model_name)
         self.batch_size = batch_size
         self.max_length = max_length

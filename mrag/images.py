@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, ImageOps
 
-ImageInput = Union[str, Path, bytes, bytearray, Image.Image]
+ImageInput = str | Path | bytes | bytearray | Image.Image
 
 #: Largest image (in pixels) that mrag decodes: 8192 x 8192. Anything bigger is refused unread.
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -49,7 +49,7 @@ def decode_image_bytes(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     frame: int = 0,
 ) -> Image.Image:
-    """Decode encoded image bytes (PNG, JPEG, ...) into a loaded PIL image, checking its size first."""
+    """Decode image bytes (PNG, JPEG, ...) into a loaded PIL image, checking its size first."""
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb warning fires below our limit for some sizes; ours is the check.
@@ -62,13 +62,19 @@ def decode_image_bytes(
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: {exc}") from None
+        # Pillow refuses sizes past twice its own limit while still reading the header.
+        raise ImageError(
+            f"{name}: image is over the limit of {max_pixels:,} pixels "
+            f"(possible decompression bomb: {exc})"
+        ) from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise ImageError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
     return image
 
 
-def to_rgb(image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def to_rgb(
+    image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255)
+) -> Image.Image:
     """Return an RGB copy of ``image``, compositing any transparency onto ``background``.
 
     Transparent pixels usually hold black; flattening onto white keeps a figure on a transparent
@@ -118,10 +124,12 @@ def fetch_url(
         raise ImageError(f"{url}: only http and https URLs are fetched")
     request = urllib.request.Request(url, headers={"User-Agent": "mrag"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise ImageError(f"{url}: {int(length):,} bytes is over the {max_bytes:,} limit")
+                raise ImageError(
+                    f"{url}: {int(length):,} bytes is over the {max_bytes:,} byte limit"
+                )
             data = response.read(max_bytes + 1)
     except ImageError:
         raise
@@ -166,8 +174,6 @@ def load_image(
         image = decode_image_bytes(data, name=str(path), max_pixels=max_pixels)
     else:
         raise TypeError(f"cannot open an image from {type(source).__name__}")
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not cost the picture
         image = ImageOps.exif_transpose(image) or image
-    except Exception:  # a broken EXIF block must not cost the picture
-        pass
     return to_rgb(image)

@@ -65,7 +65,11 @@ def image_payload(
 
 
 def make_point(
-    source: str, modality: str, position: str | int, vector: Sequence[float], payload: dict[str, Any]
+    source: str,
+    modality: str,
+    position: str | int,
+    vector: Sequence[float],
+    payload: dict[str, Any],
 ) -> models.PointStruct:
     return models.PointStruct(
         id=point_id(source, modality, position), vector=list(vector), payload=payload

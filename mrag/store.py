@@ -125,7 +125,10 @@ class Store:
     """
 
     def __init__(
-        self, client: QdrantClient, collection: str = DEFAULT_COLLECTION, dimension: int | None = None
+        self,
+        client: QdrantClient,
+        collection: str = DEFAULT_COLLECTION,
+        dimension: int | None = None,
     ) -> None:
         self.client = client
         self.collection = collection
@@ -202,8 +205,12 @@ class Store:
         condition = models.Filter(must=[field_match("source", source)])
         while True:
             records, offset = self.client.scroll(
-                self.collection, scroll_filter=condition, limit=1024, offset=offset,
-                with_payload=False, with_vectors=False,
+                self.collection,
+                scroll_filter=condition,
+                limit=1024,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
             )
             ids.update(str(record.id) for record in records)
             if offset is None:
@@ -250,8 +257,11 @@ class Store:
         self.delete_points(sorted(self.point_ids_of(record.source) - keep))
         self.client.upsert(
             self.ledger,
-            [models.PointStruct(id=point_id(record.source, "source", 0), vector={},
-                                payload=record.__dict__)],
+            [
+                models.PointStruct(
+                    id=point_id(record.source, "source", 0), vector={}, payload=record.__dict__
+                )
+            ],
             wait=True,
         )
 
@@ -284,4 +294,3 @@ def metadata_filter(conditions: dict[str, Any] | None, **extra: Any) -> models.F
     merged = {**(conditions or {}), **extra}
     must = [field_match(key, value) for key, value in merged.items() if value is not None]
     return models.Filter(must=must) if must else None
-

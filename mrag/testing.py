@@ -24,31 +24,33 @@ Preset = Literal["tiny", "full"]
 # Common English words (and a few domain words), so that random checkpoints tokenise ordinary
 # prose into roughly word-sized pieces instead of single characters.
 _WORDS = """
-the of and to in is for on with as by that this from are be or an at it which we our not can
-has have had was were will would should could may might must do does did done been being its
-their there these those they them then than also more most other some such only into over under
-after before between about above below each all any both few many much very one two three four
-five six seven eight nine ten first second third new old high low large small long short good
-best better same different each every part parts use used using make made show shows shown
-see seen set sets take given give time year years way day work number numbers case cases point
-points system systems model models method methods result results data table figure fig page
-pages section chapter report document documents text image images photo picture chart graph
-plot value values test tests training train trained learning network networks layer layers
-input output inputs outputs feature features vector vectors embedding embeddings search query
-queries retrieval retrieve index store stored file files source sources user users question
-answer answers language information based approach problem problems analysis process design
-performance accuracy error errors rate size level order form group example examples following
-shown where when while what who how why because however therefore thus here within without
-cat dog horse bird car road tree flower water sky sun house city people person man woman child
-red green blue black white yellow color colour light dark left right top bottom center world
-area state states government public law health research study studies paper papers university
-price cost market company business service services product products support control power
-energy air fire earth space rocket astronaut flag camera coffee cup temple motorcycle portrait
-""".split()
+the of and to in is for on with as by that this from are be or an at it which we our not can has
+have had was were will would should could may might must do does did done been being its their
+there these those they them then than also more most other some such only into over under after
+before between about above below each all any both few many much very one two three four five
+six seven eight nine ten first second third new old high low large small long short good best
+better same different each every part parts use used using make made show shows shown see seen
+set sets take given give time year years way day work number numbers case cases point points
+system systems model models method methods result results data table figure fig page pages
+section chapter report document documents text image images photo picture chart graph plot value
+values test tests training train trained learning network networks layer layers input output
+inputs outputs feature features vector vectors embedding embeddings search query queries
+retrieval retrieve index store stored file files source sources user users question answer
+answers language information based approach problem problems analysis process design performance
+accuracy error errors rate size level order form group example examples following shown where
+when while what who how why because however therefore thus here within without cat dog horse
+bird car road tree flower water sky sun house city people person man woman child red green blue
+black white yellow color colour light dark left right top bottom center world area state states
+government public law health research study studies paper papers university price cost market
+company business service services product products support control power energy air fire earth
+space rocket astronaut flag camera coffee cup temple motorcycle portrait
+""".split()  # noqa: SIM905
 
 
 def _vocabulary() -> list[str]:
-    specials = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    specials = (
+        ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     pieces = [f"##{c}" for c in string.ascii_lowercase + string.digits]
     suffixes = ["##s", "##es", "##ed", "##ing", "##er", "##ly", "##tion", "##al", "##ment"]
@@ -94,9 +96,7 @@ def _random_state_dict(config: JinaClipConfig, seed: int) -> dict[str, torch.Ten
     return state
 
 
-def write_random_checkpoint(
-    path: str | Path, preset: Preset = "tiny", seed: int = 0
-) -> Path:
+def write_random_checkpoint(path: str | Path, preset: Preset = "tiny", seed: int = 0) -> Path:
     """Write a random-weight jina-clip-v1 checkpoint folder in the official layout.
 
     The folder holds ``config.json``, ``model.safetensors``, ``tokenizer.json``,
@@ -110,8 +110,11 @@ def write_random_checkpoint(
     if len(vocab) > config.text.vocab_size:
         raise ValueError("the generated vocabulary does not fit the preset's embedding table")
     (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
-    save_file(_random_state_dict(config, seed), str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        _random_state_dict(config, seed),
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = bert_wordpiece_tokenizer({token: i for i, token in enumerate(vocab)})
     tokenizer.save(str(folder / "tokenizer.json"))

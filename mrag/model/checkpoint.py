@@ -1,4 +1,4 @@
-"""Finding a checkpoint folder (local or on the Hugging Face Hub) and loading its weights strictly."""
+"""Finding a checkpoint folder (local or on the Hub) and loading its weights strictly."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def _looks_like_hub_id(name: str) -> bool:
     )
 
 
-def resolve_checkpoint(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> Path:
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike[str], *, revision: str | None = None
+) -> Path:
     """A local checkpoint folder for ``name_or_path``, downloading from the Hub only for a Hub id.
 
     A path that exists is used as it is. A Hub id (``owner/name``) is fetched with

@@ -167,10 +167,14 @@ class JinaClipModel(nn.Module):
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         with torch.inference_mode():
             chunks = [
-                self.get_text_features(self.pad([ids[i] for i in order[start : start + batch_size]]))
+                self.get_text_features(
+                    self.pad([ids[i] for i in order[start : start + batch_size]])
+                )
                 for start in range(0, len(order), _check_batch_size(batch_size))
             ]
-        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
+        return _finish(
+            chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
+        )
 
     def encode_image(
         self,
@@ -193,10 +197,14 @@ class JinaClipModel(nn.Module):
         step = _check_batch_size(batch_size)
         with torch.inference_mode():
             for start in range(0, len(items), step):
-                batch = [load_image(item, max_pixels=max_pixels) for item in items[start : start + step]]
+                batch = [
+                    load_image(item, max_pixels=max_pixels) for item in items[start : start + step]
+                ]
                 pixels = preprocess_images(batch, self.config.preprocess)
                 chunks.append(self.get_image_features(pixels))
-        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
+        return _finish(
+            chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
+        )
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -240,10 +248,15 @@ def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     try:
         return names[str(dtype).removeprefix("torch.")]
     except KeyError:
         raise ValueError(f"unsupported dtype {dtype!r}; use float32 or bfloat16") from None
-

@@ -131,7 +131,9 @@ class JinaClipConfig:
             ("intp_freq", False),
         ):
             if flag in vision_raw and bool(vision_raw[flag]) != wanted:
-                raise ConfigError(f"{name}: vision_config.{flag}={vision_raw[flag]!r} is not supported")
+                raise ConfigError(
+                    f"{name}: vision_config.{flag}={vision_raw[flag]!r} is not supported"
+                )
         if vision_raw.get("ls_init_value") is not None:
             raise ConfigError(f"{name}: vision_config.ls_init_value (layer scale) is not supported")
         vision = _dataclass_from(VisionConfig, vision_raw, name, "vision_config")

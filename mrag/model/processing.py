@@ -23,8 +23,8 @@ def resize_shortest_side(image: Image.Image, size: int) -> Image.Image:
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
-    left = int(round((width - size) / 2.0))
-    top = int(round((height - size) / 2.0))
+    left = round((width - size) / 2.0)
+    top = round((height - size) / 2.0)
     return image.crop((left, top, left + size, top + size))
 
 

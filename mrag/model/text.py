@@ -96,7 +96,9 @@ class JinaBertModel(nn.Module):
         self.embeddings = TextEmbeddings(config)
         self.emb_ln = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = TextEncoder(config)
-        self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
+        self.register_buffer(
+            "alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False
+        )
 
     def attention_bias(self, input_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """ALiBi distance penalty plus -inf on padded keys, shaped (batch, heads, len, len)."""

@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny random-weight checkpoint of the real architecture, and the real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mrag.model import JinaClipModel
+from mrag.testing import write_random_checkpoint
+
+#: ``../shared`` beside the repository: present on development machines, absent in a fresh clone.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ``../shared``, skipping the calling test when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("tiny-checkpoint"), preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path) -> JinaClipModel:
+    return JinaClipModel.from_pretrained(tiny_checkpoint)

@@ -26,9 +26,8 @@ NEARBY_CHARS = 300
 # A label, a number (or roman numeral), then a separator or the capitalised start of the caption.
 # Requiring one of those keeps running text such as "Figure 3 shows ..." from passing as a caption.
 _CAPTION_RE = re.compile(
-    r"^\s*(?P<label>fig(?:ure)?\.?\s*(?:\d+(?:\.\d+)*[a-z]?|[IVXLC]+))"
-    r"(?P<rest>\s*(?:[:.|—–-]|\)|$).*|\s+[A-Z(\"'“].*)$",
-    re.IGNORECASE,
+    r"^\s*(?P<label>(?i:fig(?:ure)?)\.?\s*(?:\d+(?:\.\d+)*[a-z]?|[IVXLC]+))"
+    r"(?P<rest>\s*(?:[:.|—–-]|\)|$).*|\s+[A-Z(\"'“].*)$"
 )
 _CONTEXT_RANK = {"caption": 0, "nearby": 1, "alt": 2, "filename": 3}
 
@@ -194,4 +193,3 @@ def apply_filter(
         else:
             kept.append(image)
     return kept, reasons
-

@@ -31,16 +31,61 @@ MAX_DATA_URI_CHARS = 8 * 1024 * 1024
 _SKIPPED = frozenset({"script", "style", "head", "template", "noscript", "svg", "math"})
 _BLOCKS = frozenset(
     {
-        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "fieldset",
-        "figcaption", "figure", "footer", "form", "header", "hr", "li", "main", "nav", "ol", "p",
-        "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "caption",
-        "details", "summary",
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+        "caption",
+        "details",
+        "summary",
     }
 )
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 # Elements that never have an end tag, so they must not open a skipped region or a figure.
-_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-                   "source", "track", "wbr"})
+_VOID = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    }
+)
 
 
 @dataclass

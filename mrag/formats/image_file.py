@@ -30,14 +30,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 _PAGED_FORMATS = ("TIFF",)
 
 
-def _frame_image(opened: Image.Image, frame: int, max_pixels: int, where: str) -> Image.Image:
+class _FrameRefused(Exception):
+    """A frame judged too big or empty from its header; the message is the reason."""
+
+
+def _frame_image(opened: Image.Image, frame: int, max_pixels: int) -> Image.Image:
     opened.seek(frame)
     width, height = opened.size
     if width <= 0 or height <= 0:
-        raise ExtractionError(f"{where}: empty image size {width}x{height}")
+        raise _FrameRefused(f"empty image size {width}x{height}")
     if width * height > max_pixels:
-        raise ExtractionError(
-            f"{where}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+        raise _FrameRefused(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (possible decompression bomb); not decoded"
         )
     opened.load()
@@ -84,19 +88,18 @@ def parse_image_file(path: Path, *, limits: ExtractionLimits) -> ParsedDocument:
                     f"{path}: time budget of {limits.time_budget_s:g}s exceeded at frame "
                     f"{frame + 1} of {frames}"
                 )
-            where = f"{path} frame {frame + 1}" if paged else str(path)
             try:
-                picture = _frame_image(opened, frame, limits.max_pixels, where)
-            except ExtractionError as exc:
-                if not paged or frames == 1:
-                    raise
-                problems.append(str(exc))
-                continue
+                picture = _frame_image(opened, frame, limits.max_pixels)
             except Exception as exc:
-                reason = f"cannot decode ({type(exc).__name__}: {exc})"
-                if not paged or frames == 1:
-                    raise ExtractionError(f"{where}: {reason}") from None
-                problems.append(f"frame {frame + 1}: {reason}")
+                reason = (
+                    str(exc)
+                    if isinstance(exc, _FrameRefused)
+                    else f"cannot decode ({type(exc).__name__}: {exc})"
+                )
+                where = f"frame {frame + 1}: {reason}" if paged else reason
+                if frames == 1:
+                    raise ExtractionError(f"{path}: {where}") from None
+                problems.append(where)
                 continue
             number = frame + 1 if paged else None
             images.append(

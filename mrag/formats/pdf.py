@@ -64,7 +64,6 @@ class _Layout:
     # Image placements in drawing order: (XObject or inline name, (bottom, top) or None for forms).
     placements: list[tuple[str, tuple[float, float] | None]] = field(default_factory=list)
     inline_count: int = 0
-    depth_marks: int = 0
 
 
 @dataclass
@@ -250,7 +249,9 @@ def _nearby_text(layout: _Layout, box: tuple[float, float]) -> str:
 
     chosen: list[_Line] = []
     total = 0
-    for line in sorted(layout.lines, key=distance):
+    # Another figure's caption describes that figure, not this one.
+    candidates = [line for line in layout.lines if not is_caption_line(line.text)]
+    for line in sorted(candidates, key=distance):
         if total >= NEARBY_CHARS:
             break
         chosen.append(line)
@@ -394,13 +395,63 @@ def _read_pages(
     return pages, images
 
 
+def _annotation_appearances(page: Any) -> Iterator[tuple[str, StreamObject]]:
+    """Appearance streams that a viewer draws for the page's visible annotations."""
+    annotations = page.get("/Annots")
+    annotations = annotations.get_object() if annotations is not None else None
+    if not isinstance(annotations, list):
+        return
+    for number, entry in enumerate(annotations):
+        annotation = entry.get_object() if isinstance(entry, IndirectObject) else entry
+        if not isinstance(annotation, DictionaryObject):
+            continue
+        if (_int_value(annotation.get("/F", 0)) or 0) & 2:  # the Hidden flag
+            continue
+        candidates: list[Any] = []
+        appearance = annotation.get("/AP")
+        appearance = appearance.get_object() if appearance is not None else None
+        if isinstance(appearance, DictionaryObject) and "/N" in appearance:
+            normal = appearance["/N"].get_object()
+            if isinstance(normal, StreamObject):
+                candidates.append(normal)
+            elif isinstance(normal, DictionaryObject):
+                state = annotation.get("/AS")
+                chosen = normal.get(state) if state is not None else None
+                candidates.extend([chosen] if chosen is not None else list(normal.values()))
+        characteristics = annotation.get("/MK")
+        characteristics = characteristics.get_object() if characteristics is not None else None
+        if isinstance(characteristics, DictionaryObject) and "/I" in characteristics:
+            candidates.append(characteristics["/I"])  # a push button's icon
+        for candidate in candidates:
+            stream = candidate.get_object()
+            if isinstance(stream, StreamObject):
+                yield f"annot{number}", stream
+
+
 def _page_images(page: Any, number: int, problems: list[str]) -> list[_RawImage]:
-    """Every picture a page holds: XObject images (forms included) then inline images."""
+    """Every picture a page shows: XObject images (inside forms and annotations too), then inline
+    images. Tiling-pattern tiles and Type 3 glyph bitmaps are texture and lettering, not figures,
+    so they are not collected."""
     found: list[_RawImage] = []
+    seen: set[int] = set()
+
+    def add(key: list[str], stream: StreamObject) -> None:
+        if id(stream) in seen:
+            return
+        seen.add(id(stream))
+        found.append(
+            _RawImage(key=key[0] if len(key) == 1 else key, stream=stream, label=_image_name(key))
+        )
+
     try:
         for key, stream in _walk_xobject_images(page, [], set(), 0):
-            found.append(_RawImage(key=key[0] if len(key) == 1 else key, stream=stream,
-                                   label=_image_name(key)))
+            add(key, stream)
+        for name, appearance in _annotation_appearances(page):
+            if appearance.get("/Subtype") == "/Image":
+                add([name], appearance)
+            else:
+                for key, stream in _walk_xobject_images(appearance, [name], set(), 1):
+                    add(key, stream)
     except Exception as exc:
         problems.append(f"page {number} images: cannot list XObjects ({type(exc).__name__}: {exc})")
     if _may_have_inline_images(page):
@@ -412,8 +463,9 @@ def _page_images(page: Any, number: int, problems: list[str]) -> list[_RawImage]
                 f"page {number} inline images: cannot decode ({type(exc).__name__}: {exc})"
             )
             names = []
-        found.extend(_RawImage(key=name, stream=None, label=f"inline{name.strip('~')}")
-                     for name in names)
+        found.extend(
+            _RawImage(key=name, stream=None, label=f"inline{name.strip('~')}") for name in names
+        )
     return found
 
 
@@ -440,7 +492,10 @@ def _decode(
             problems.append(f"{where}: {refusal}")
             return None
     try:
-        decoded = page.images[item.key].image
+        if item.stream is not None:
+            decoded = item.stream.decode_as_image()
+        else:
+            decoded = page.images[item.key].image
         if decoded is None:
             raise ValueError("pypdf returned no image")
         width, height = decoded.size
@@ -460,4 +515,3 @@ def _decode(
         context_kind="filename",
         content_hash=image_content_hash(rgb),
     )
-

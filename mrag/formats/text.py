@@ -54,9 +54,12 @@ def markdown_sections(text: str) -> list[PageText]:
         fence_match = _FENCE.match(line)
         if fence is not None:
             # A fence closes only with the same character, at least as long as the opener.
-            if fence_match and fence_match.group(1)[0] == fence[0] and len(
-                fence_match.group(1)
-            ) >= len(fence) and not line.strip()[len(fence_match.group(1)) :].strip():
+            if (
+                fence_match
+                and fence_match.group(1)[0] == fence[0]
+                and len(fence_match.group(1)) >= len(fence)
+                and not line.strip()[len(fence_match.group(1)) :].strip()
+            ):
                 fence = None
             body.append(line)
             continue

@@ -164,17 +164,29 @@ class JinaClipModel(nn.Module):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
         ids = self.tokenize(items, max_length=max_length)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        with torch.inference_mode():
-            chunks = [
-                self.get_text_features(
-                    self.pad([ids[i] for i in order[start : start + batch_size]])
-                )
-                for start in range(0, len(order), _check_batch_size(batch_size))
-            ]
-        return _finish(
-            chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
+        return self.encode_ids(
+            ids,
+            batch_size=batch_size,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            single=single,
         )
+
+    def encode_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        normalize_embeddings: bool = True,
+        truncate_dim: int | None = None,
+        single: bool = False,
+    ) -> np.ndarray:
+        """Embed already tokenised texts (see :meth:`tokenize`), batched by :func:`batch_plan`."""
+        plan = batch_plan([len(sequence) for sequence in ids], batch_size)
+        with torch.inference_mode():
+            chunks = [self.get_text_features(self.pad([ids[i] for i in batch])) for batch in plan]
+        order = [index for batch in plan for index in batch]
+        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
 
     def encode_image(
         self,
@@ -205,6 +217,16 @@ class JinaClipModel(nn.Module):
         return _finish(
             chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
         )
+
+
+def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first.
+
+    Sorting by length keeps padding (and so wasted compute) small; callers restore input order.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    step = _check_batch_size(batch_size)
+    return [order[start : start + step] for start in range(0, len(order), step)]
 
 
 def _check_batch_size(batch_size: int) -> int:

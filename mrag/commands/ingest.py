@@ -1,0 +1,103 @@
+"""``mrag ingest PATH...``: put documents into the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..commands.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_model_options,
+    add_store_options,
+    error,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="ingest files and folders (PDF, images, text, Markdown, HTML, DOCX)",
+        description="Split documents into text chunks and images, embed both with jina-clip-v1 "
+        "and store them in Qdrant. Unchanged files are skipped; changed files are replaced.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
+    parser.add_argument("--pipeline", metavar="FILE", help="pipeline definition (TOML)")
+    add_model_options(parser)
+    add_store_options(parser)
+    group = parser.add_argument_group("ingestion")
+    group.add_argument("--batch-size", type=int, default=None, help="embedding batch size")
+    group.add_argument("--max-tokens", type=int, default=None, help="chunk size limit in tokens")
+    group.add_argument("--include", action="append", metavar="GLOB", help="only files matching")
+    group.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching")
+    group.add_argument(
+        "--password", action="append", default=[], help="password to try on encrypted PDFs"
+    )
+    group.add_argument("--passwords-file", metavar="FILE", help="passwords to try, one a line")
+    group.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete stored sources under the given folders whose files are gone",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ingest import ingest
+    from ..model import CheckpointError, ConfigError
+    from ..pipeline import Pipeline, PipelineError
+    from ..progress import ConsoleProgress, format_summary
+    from ..store import StoreError
+
+    try:
+        pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline()
+        pipeline = pipeline.override(
+            model__name=args.model or _env("MRAG_MODEL"),
+            model__revision=args.revision,
+            model__device=args.device,
+            model__dtype=args.dtype,
+            model__batch_size=args.batch_size,
+            chunking__max_tokens=args.max_tokens,
+            sources__include=tuple(args.include) if args.include else None,
+            sources__exclude=tuple(args.exclude) if args.exclude else None,
+            sources__passwords_file=args.passwords_file,
+            store__path=args.qdrant_path,
+            store__url=args.qdrant_url,
+            store__collection=args.collection,
+        )
+    except PipelineError as exc:
+        raise UsageError(str(exc)) from None
+    progress = ConsoleProgress()
+    try:
+        report = ingest(
+            args.paths,
+            pipeline=pipeline,
+            passwords=args.password,
+            prune=args.prune,
+            events=progress,
+        )
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except (StoreError, CheckpointError, ConfigError) as exc:
+        progress.finish()
+        error(str(exc))
+        return EXIT_USAGE
+    progress.finish()
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(report))
+    return EXIT_OK if report.ok else EXIT_FAILURES
+
+
+def _env(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name) or None

@@ -1,0 +1,138 @@
+"""``mrag serve``: the OpenAI-compatible embeddings and search server."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from ..server import limits as defaults
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_model_options,
+    add_store_options,
+    model_name,
+    store_settings,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``serve`` and its options."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve OpenAI-compatible embeddings and search over HTTP",
+        description=(
+            "Serve POST /v1/embeddings (OpenAI-compatible, texts and images), GET /v1/models, "
+            "POST /v1/search and GET /healthz. Needs the 'serve' extra (fastapi, uvicorn)."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on every endpoint but /healthz "
+        "(env MRAG_API_KEY; prefer the variable, command lines are visible to other users)",
+    )
+    parser.add_argument(
+        "--served-model-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra name the model answers to, reported in responses (repeatable)",
+    )
+    add_model_options(parser)
+    add_store_options(parser)
+
+    group = parser.add_argument_group("limits")
+    group.add_argument(
+        "--allow-urls",
+        action="store_true",
+        help="accept http(s) image URLs (never to private, loopback or link-local addresses)",
+    )
+    group.add_argument("--max-inputs", type=int, default=defaults.DEFAULT_MAX_INPUTS,
+                       help="inputs per embeddings request (default %(default)s)")
+    group.add_argument("--max-text-tokens", type=int, default=defaults.DEFAULT_MAX_TEXT_TOKENS,
+                       help="tokens per text, longer ones are refused (default %(default)s)")
+    group.add_argument("--max-image-bytes", type=int, default=defaults.DEFAULT_MAX_IMAGE_BYTES,
+                       help="encoded bytes per image (default %(default)s)")
+    group.add_argument("--max-pixels", type=int, default=defaults.DEFAULT_MAX_PIXELS,
+                       help="decoded pixels per image (default %(default)s)")
+    group.add_argument("--max-body-bytes", type=int, default=defaults.DEFAULT_MAX_BODY_BYTES,
+                       help="bytes per request body (default %(default)s)")
+    group.add_argument("--url-timeout", type=float, default=defaults.DEFAULT_URL_TIMEOUT,
+                       help="seconds per image download (default %(default)s)")
+
+    batching = parser.add_argument_group("batching")
+    batching.add_argument("--batch-size", type=int, default=32,
+                          help="most inputs per model batch (default %(default)s)")
+    batching.add_argument("--batch-wait-ms", type=float, default=5.0,
+                          help="longest wait for a batch to fill, in ms (default %(default)s)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model and serve until interrupted."""
+    try:
+        import uvicorn
+
+        from ..server.app import ServerConfig, create_app, default_model_names
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"{exc.name} is not installed; install the server with: pip install 'mrag[serve]'"
+        ) from None
+    from ..embeddings import load_shared_model
+    from ..server.limits import ServerLimits
+
+    try:
+        limits = ServerLimits(
+            max_inputs=args.max_inputs,
+            max_text_tokens=args.max_text_tokens,
+            max_image_bytes=args.max_image_bytes,
+            max_pixels=args.max_pixels,
+            max_body_bytes=args.max_body_bytes,
+            allow_urls=args.allow_urls,
+            url_timeout=args.url_timeout,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.batch_size < 1 or args.batch_wait_ms < 0:
+        raise UsageError("--batch-size must be at least 1 and --batch-wait-ms not negative")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    api_key = args.api_key or os.environ.get("MRAG_API_KEY") or None
+    if api_key is None and not _is_loopback(args.host):
+        print(
+            f"warning: serving on {args.host} without an API key; anyone who can reach it can "
+            "use it (set MRAG_API_KEY)",
+            file=sys.stderr,
+        )
+
+    name = model_name(args)
+    print(f"loading {name} ...", file=sys.stderr)
+    model = load_shared_model(name, revision=args.revision, device=args.device, dtype=args.dtype)
+    config = ServerConfig(
+        model_names=default_model_names(name, args.served_model_name),
+        limits=limits,
+        api_key=api_key,
+        max_batch_size=args.batch_size,
+        max_wait=args.batch_wait_ms / 1000.0,
+        store=store_settings(args),
+    )
+    app = create_app(model, config)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK

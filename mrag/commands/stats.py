@@ -1,0 +1,60 @@
+"""``mrag stats``: what the store holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..commands.common import EXIT_OK, EXIT_USAGE, add_store_options, error, store_settings
+
+#: Above this many points, Qdrant's embedded mode gets slow (it searches by brute force).
+LOCAL_MODE_COMFORT = 20_000
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("stats", help="show what the store holds")
+    add_store_options(parser)
+    parser.add_argument("--sources", action="store_true", help="list every source")
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..store import Store, StoreError
+
+    settings = store_settings(args)
+    try:
+        store = Store.open(settings)
+    except StoreError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    with store:
+        sources = store.sources()
+        info = {
+            "store": settings.describe(),
+            "collection_exists": store.exists(),
+            "points": store.count(),
+            "text_points": store.count("text"),
+            "image_points": store.count("image"),
+            "sources": len(sources),
+            "pages": sum(record.pages for record in sources),
+        }
+        if args.sources:
+            info["source_list"] = [record.__dict__ for record in sources]
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"store:   {info['store']}")
+    if not info["collection_exists"]:
+        print("empty: nothing ingested yet (run `python -m mrag ingest PATH`)")
+        return EXIT_OK
+    print(f"sources: {info['sources']} ({info['pages']} pages)")
+    print(f"points:  {info['points']} ({info['text_points']} text, {info['image_points']} image)")
+    if settings.path and info["points"] > LOCAL_MODE_COMFORT:
+        print(
+            f"note:    embedded Qdrant searches by brute force; past {LOCAL_MODE_COMFORT:,} points "
+            "a Qdrant server (--qdrant-url) is much faster"
+        )
+    for record in sources if args.sources else []:
+        print(f"  {record.source}  {record.points} points  {record.ingested_at}")
+    return EXIT_OK

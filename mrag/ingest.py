@@ -1,0 +1,447 @@
+"""The ingestion run: files → parsed documents → chunks and images → embeddings → points → store.
+
+:func:`ingest` is the whole job, as ``python -m mrag ingest`` runs it. Per file:
+
+1. hash it; if the store already finished a source with that hash, it is *unchanged* and
+   skipped before anything is parsed or embedded;
+2. parse it in the worker process (:mod:`mrag.worker`), which bounds its time and memory;
+3. cut its text into chunks with the model's own tokenizer;
+4. embed chunks and images, batched across files and sorted by length so little is padding;
+5. replace the source's points in the store and record it as done (:meth:`Store.replace_source`).
+
+A file that fails is reported with its reason and leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .chunking import Chunk, chunk_document
+from .document import ExtractionError, ParsedDocument
+from .model import JinaClipConfig, JinaClipModel
+from .model.checkpoint import resolve_checkpoint
+from .model.clip import batch_plan
+from .pipeline import Pipeline
+from .points import image_payload, make_point, text_payload
+from .sources import file_hash, find_files, source_name
+from .store import SourceRecord, Store, StoreSettings
+from .worker import ParserProcess
+
+Status = Literal["ingested", "unchanged", "failed", "deleted"]
+
+#: Texts gathered from several files before one embedding pass, so batches fill and sort well.
+_PENDING_TEXTS = 256
+_PENDING_IMAGES = 64
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one source."""
+
+    source: str
+    status: Status
+    reason: str | None = None
+    pages: int = 0
+    chunks: int = 0
+    images: int = 0
+    filtered: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    points: int = 0
+
+
+@dataclass
+class IngestReport:
+    """The summary of one run: every file's outcome, totals and where the time went."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: Counter())
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    store: str = ""
+
+    def count(self, status: Status) -> int:
+        return sum(1 for outcome in self.files if outcome.status == status)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.files if outcome.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def totals(self) -> dict[str, Any]:
+        ingested = [o for o in self.files if o.status == "ingested"]
+        filtered: Counter[str] = Counter()
+        for outcome in ingested:
+            filtered.update(outcome.filtered)
+        return {
+            "ingested": self.count("ingested"),
+            "unchanged": self.count("unchanged"),
+            "failed": self.count("failed"),
+            "deleted": self.count("deleted"),
+            "pages": sum(o.pages for o in ingested),
+            "chunks": sum(o.chunks for o in ingested),
+            "images_kept": sum(o.images for o in ingested),
+            "images_filtered": dict(sorted(filtered.items())),
+            "points_written": sum(o.points for o in ingested),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        padding = self.padded_tokens / self.real_tokens if self.real_tokens else 0.0
+        return {
+            "store": self.store,
+            "totals": self.totals(),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "timings_s": {key: round(value, 3) for key, value in sorted(self.timings.items())},
+            "padding_waste": round(padding, 4),
+            "files": [asdict(outcome) for outcome in self.files],
+        }
+
+
+class Events:
+    """Hooks for progress display; the default does nothing."""
+
+    def start(self, total: int) -> None: ...
+
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+    def embedded(self, modality: str, items: int, seconds: float) -> None: ...
+
+
+@dataclass
+class _Prepared:
+    path: Path
+    source: str
+    content_hash: str
+    document: ParsedDocument
+    chunks: list[Chunk]
+
+
+class _Embedder:
+    """Loads the model on first use: a run where nothing changed never loads it."""
+
+    def __init__(self, pipeline: Pipeline, model: JinaClipModel | None) -> None:
+        self.pipeline = pipeline
+        self._model = model
+
+    @property
+    def model(self) -> JinaClipModel:
+        if self._model is None:
+            from .embeddings import load_shared_model
+
+            section = self.pipeline.model
+            self._model = load_shared_model(
+                section.name, revision=section.revision, device=section.device, dtype=section.dtype
+            )
+        return self._model
+
+
+def model_dimension(pipeline: Pipeline, model: JinaClipModel | None) -> int:
+    """The embedding size, from the loaded model or just the checkpoint's config."""
+    if model is not None:
+        return model.embedding_dim
+    folder = resolve_checkpoint(pipeline.model.name, revision=pipeline.model.revision)
+    return JinaClipConfig.from_folder(folder).embedding_dim
+
+
+def _read_passwords(pipeline: Pipeline, passwords: Sequence[str]) -> list[str]:
+    found = list(passwords)
+    if pipeline.sources.passwords_file:
+        path = Path(pipeline.sources.passwords_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the passwords file ({exc.strerror})") from None
+        found.extend(line for line in lines if line.strip())
+    return found
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    *,
+    pipeline: Pipeline | None = None,
+    store: Store | None = None,
+    model: JinaClipModel | None = None,
+    passwords: Sequence[str] = (),
+    prune: bool = False,
+    events: Events | None = None,
+) -> IngestReport:
+    """Ingest files and folders into the store; safe to run again at any time.
+
+    Args:
+        paths: files and folders; folders are walked with the pipeline's include/exclude globs.
+        pipeline: settings (default: the built-in pipeline, as ``pipelines/default.toml``).
+        store: an open :class:`Store`; by default the pipeline's store settings (or the
+            ``MRAG_QDRANT_PATH``/``QDRANT_URL``/``MRAG_COLLECTION`` environment) are opened.
+        model: an already loaded model; by default the pipeline's model is loaded when first
+            needed.
+        passwords: passwords to try on encrypted PDFs (after the empty one).
+        prune: also delete sources under the given folders whose files no longer exist.
+        events: progress hooks.
+
+    Returns the :class:`IngestReport`; files that failed are in it with their reasons.
+    """
+    pipeline = pipeline or Pipeline()
+    events = events or Events()
+    started = time.perf_counter()
+    report = IngestReport()
+    files = find_files(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
+    all_passwords = _read_passwords(pipeline, passwords)
+    own_store = store is None
+    if store is None:
+        settings = StoreSettings.from_env(
+            path=pipeline.store.path, url=pipeline.store.url, collection=pipeline.store.collection
+        )
+        store = Store.open(settings)
+    report.store = f"{store.collection} @ {_describe(store)}"
+    try:
+        store.ensure_collection(model_dimension(pipeline, model) if not store.exists() else None)
+        events.start(len(files))
+        run = _Run(pipeline, store, _Embedder(pipeline, model), report, events)
+        run.process(files, all_passwords)
+        if prune:
+            run.prune(paths, files)
+    finally:
+        if own_store:
+            store.close()
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _describe(store: Store) -> str:
+    inner = getattr(store.client, "_client", None)
+    location = getattr(inner, "location", None) or getattr(inner, "_location", None)
+    return str(location or type(inner).__name__)
+
+
+class _Run:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: Store,
+        embedder: _Embedder,
+        report: IngestReport,
+        events: Events,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.embedder = embedder
+        self.report = report
+        self.events = events
+        self.timings: Counter[str] = Counter()
+        report.timings = self.timings
+
+    def _finish(self, outcome: FileOutcome) -> None:
+        self.report.files.append(outcome)
+        self.events.file_done(outcome)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def process(self, files: Sequence[Path], passwords: Sequence[str]) -> None:
+        todo: list[tuple[Path, str, str]] = []
+        for path in files:
+            source = source_name(path)
+            clock = time.perf_counter()
+            try:
+                digest = file_hash(path)
+            except OSError as exc:
+                self._finish(FileOutcome(source, "failed", f"{path}: cannot read ({exc.strerror})"))
+                continue
+            record = self.store.source_record(source)
+            self.timings["hash"] += time.perf_counter() - clock
+            if record is not None and record.content_hash == digest:
+                self._finish(
+                    FileOutcome(
+                        source,
+                        "unchanged",
+                        pages=record.pages,
+                        chunks=record.chunks,
+                        images=record.images,
+                    )
+                )
+            else:
+                todo.append((path, source, digest))
+        if not todo:
+            return
+        pending: list[_Prepared] = []
+        with ParserProcess(
+            limits=self.pipeline.extraction_limits(),
+            image_filter=self.pipeline.image_filter(),
+            passwords=passwords,
+            memory_mb=self.pipeline.limits.memory_mb,
+        ) as parser:
+            parser.submit(todo[0][0])
+            for index, (path, source, digest) in enumerate(todo):
+                clock = time.perf_counter()
+                try:
+                    document, _ = parser.result()
+                except ExtractionError as exc:
+                    document = None
+                    self._finish(FileOutcome(source, "failed", str(exc)))
+                self.timings["parse_wait"] += time.perf_counter() - clock
+                if index + 1 < len(todo):
+                    # The worker parses the next file while this process chunks and embeds.
+                    parser.submit(todo[index + 1][0])
+                if document is None:
+                    continue
+                pending.append(self._prepare(path, source, digest, document))
+                texts = sum(len(item.chunks) for item in pending)
+                images = sum(len(item.document.images) for item in pending)
+                if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
+                    self._flush(pending)
+                    pending = []
+        self._flush(pending)
+
+    def _prepare(self, path: Path, source: str, digest: str, document: ParsedDocument) -> _Prepared:
+        clock = time.perf_counter()
+        model = self.embedder.model
+        chunks = chunk_document(
+            document.pages,
+            model._require_tokenizer().backend,
+            max_tokens=self.pipeline.chunking.max_tokens,
+            overlap_tokens=self.pipeline.chunking.overlap_tokens,
+        )
+        self.timings["chunk"] += time.perf_counter() - clock
+        return _Prepared(path, source, digest, document, chunks)
+
+    # -- embedding and writing -------------------------------------------------------------------
+
+    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+        model = self.embedder.model
+        batch_size = self.pipeline.model.batch_size
+        clock = time.perf_counter()
+        ids = model.tokenize(texts, max_length=self.pipeline.chunking.max_tokens)
+        self.timings["tokenize"] += time.perf_counter() - clock
+        lengths = [len(sequence) for sequence in ids]
+        for batch in batch_plan(lengths, batch_size):
+            longest = max(lengths[i] for i in batch)
+            self.report.real_tokens += sum(lengths[i] for i in batch)
+            self.report.padded_tokens += sum(longest - lengths[i] for i in batch)
+        clock = time.perf_counter()
+        vectors = model.encode_ids(ids, batch_size=batch_size)
+        seconds = time.perf_counter() - clock
+        self.timings["model_text"] += seconds
+        self.events.embedded("text", len(texts), seconds)
+        return vectors
+
+    def _embed_images(self, images: list[Any]) -> np.ndarray:
+        clock = time.perf_counter()
+        vectors = self.embedder.model.encode_image(
+            images,
+            batch_size=self.pipeline.model.batch_size,
+            max_pixels=self.pipeline.limits.max_pixels,
+        )
+        seconds = time.perf_counter() - clock
+        self.timings["model_image"] += seconds
+        self.events.embedded("image", len(images), seconds)
+        return vectors
+
+    def _flush(self, pending: list[_Prepared]) -> None:
+        if not pending:
+            return
+        texts = [chunk.embedding_text() for item in pending for chunk in item.chunks]
+        images = [image.image for item in pending for image in item.document.images]
+        dim = self.store.dimension or 0
+        text_vectors = self._embed_texts(texts) if texts else np.zeros((0, dim), np.float32)
+        image_vectors = self._embed_images(images) if images else np.zeros((0, dim), np.float32)
+        text_at = image_at = 0
+        for item in pending:
+            clock = time.perf_counter()
+            points = []
+            document = item.document
+            common = {
+                "source": item.source,
+                "content_hash": item.content_hash,
+                "kind": document.kind,
+            }
+            for chunk in item.chunks:
+                metadata = {
+                    **common,
+                    "page": chunk.pages[0],
+                    "pages": chunk.pages,
+                    "chunk_index": chunk.index,
+                    "start": chunk.start,
+                    "end": chunk.end,
+                    "headings": chunk.headings,
+                }
+                points.append(
+                    make_point(
+                        item.source,
+                        "text",
+                        chunk.index,
+                        text_vectors[text_at],
+                        text_payload(chunk.text, metadata),
+                    )
+                )
+                text_at += 1
+            for image in document.images:
+                metadata = {
+                    **common,
+                    "page": image.pages[0],
+                    "pages": image.pages,
+                    "name": image.name,
+                    "image_hash": image.content_hash,
+                    "context_kind": image.context_kind,
+                    "alt_text": image.alt_text,
+                }
+                payload = image_payload(image.context, image.image, metadata)
+                points.append(
+                    make_point(
+                        item.source, "image", image.content_hash, image_vectors[image_at], payload
+                    )
+                )
+                image_at += 1
+            self.timings["points"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            record = SourceRecord(
+                source=item.source,
+                content_hash=item.content_hash,
+                points=len(points),
+                chunks=len(item.chunks),
+                images=len(document.images),
+                pages=document.page_count,
+                ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+            self.store.replace_source(record, points)
+            self.timings["store"] += time.perf_counter() - clock
+            problems = list(document.problems)
+            if not points:
+                problems.append(f"{item.path}: no text or images found")
+            self._finish(
+                FileOutcome(
+                    item.source,
+                    "ingested",
+                    pages=document.page_count,
+                    chunks=len(item.chunks),
+                    images=len(document.images),
+                    filtered=dict(document.filtered),
+                    problems=problems,
+                    points=len(points),
+                )
+            )
+
+    # -- pruning ---------------------------------------------------------------------------------
+
+    def prune(self, paths: Sequence[str | Path], files: Sequence[Path]) -> None:
+        """Delete stored sources under the given folders whose files are gone."""
+        roots = [source_name(Path(p)) for p in paths if Path(p).is_dir()]
+        present = {source_name(path) for path in files}
+        for record in self.store.sources():
+            inside = any(
+                root in (".", "") or record.source.startswith(root.rstrip("/") + "/")
+                for root in roots
+            )
+            if inside and record.source not in present and not Path(record.source).exists():
+                removed = self.store.delete_source(record.source)
+                self._finish(FileOutcome(record.source, "deleted", points=removed))

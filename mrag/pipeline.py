@@ -1,0 +1,204 @@
+"""Declarative ingestion pipelines: what to read, how to cut it, which model, which store.
+
+A pipeline is a TOML file with the sections below; every key is optional and falls back to the
+built-in default, which ``pipelines/default.toml`` spells out in full::
+
+    [sources]   include, exclude, passwords_file
+    [chunking]  max_tokens, overlap_tokens
+    [images]    min_side, max_aspect, max_per_document
+    [limits]    max_pages, max_pixels, time_budget_s, memory_mb
+    [model]     name, revision, device, dtype, batch_size
+    [store]     path, url, collection
+
+Command-line flags and environment variables override the file (see :meth:`Pipeline.override`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .document import ExtractionLimits
+from .figures import ImageFilter
+from .model import HUB_MODEL_ID
+
+
+class PipelineError(ValueError):
+    """A pipeline file is unreadable or holds an unknown key or a bad value."""
+
+
+DEFAULT_INCLUDE: tuple[str, ...] = (
+    "**/*.pdf",
+    *("**/*.png", "**/*.jpg", "**/*.jpeg", "**/*.webp", "**/*.gif", "**/*.bmp", "**/*.tif"),
+    *("**/*.tiff", "**/*.txt", "**/*.text", "**/*.md", "**/*.markdown", "**/*.rst"),
+    *("**/*.html", "**/*.htm", "**/*.xhtml", "**/*.docx"),
+)
+DEFAULT_EXCLUDE: tuple[str, ...] = ("**/.*/**", "**/.*", "**/node_modules/**", "**/__pycache__/**")
+
+
+@dataclass(frozen=True)
+class SourcesSection:
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    passwords_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkingSection:
+    max_tokens: int = 512
+    overlap_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class ImagesSection:
+    min_side: int = 64
+    max_aspect: float = 20.0
+    max_per_document: int = 500
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    max_pages: int = 2000
+    max_pixels: int = 8192 * 8192
+    time_budget_s: float = 300.0
+    memory_mb: int = 8192
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    name: str = HUB_MODEL_ID
+    revision: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    path: str | None = None
+    url: str | None = None
+    collection: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One ingestion pipeline. ``Pipeline()`` is the built-in default."""
+
+    sources: SourcesSection = field(default_factory=SourcesSection)
+    chunking: ChunkingSection = field(default_factory=ChunkingSection)
+    images: ImagesSection = field(default_factory=ImagesSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    store: StoreSection = field(default_factory=StoreSection)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Pipeline:
+        """Read a pipeline file; unknown sections or keys are errors, not silently ignored."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PipelineError(f"{path}: file not found") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PipelineError(f"{path}: not valid TOML ({exc})") from None
+        return cls.from_dict(raw, name=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, name: str = "pipeline") -> Pipeline:
+        sections = {spec.name: spec for spec in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for section, content in raw.items():
+            if section not in sections:
+                raise PipelineError(f"{name}: unknown section [{section}]")
+            if not isinstance(content, dict):
+                raise PipelineError(f"{name}: [{section}] must be a table")
+            kind = sections[section].default_factory  # type: ignore[misc]
+            values[section] = _section_from(kind, content, f"{name}: [{section}]")
+        pipeline = cls(**values)
+        pipeline.validate(name)
+        return pipeline
+
+    def override(self, **changes: Any) -> Pipeline:
+        """A copy with ``section__key=value`` changes applied; ``None`` values are ignored."""
+        updated: dict[str, Any] = {}
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            section, _, key = dotted.partition("__")
+            current = updated.get(section, getattr(self, section))
+            updated[section] = dataclasses.replace(current, **{key: value})
+        pipeline = dataclasses.replace(self, **updated)
+        pipeline.validate("command line")
+        return pipeline
+
+    def validate(self, name: str) -> None:
+        checks = [
+            (self.chunking.max_tokens >= 8, "chunking.max_tokens must be at least 8"),
+            (self.chunking.max_tokens <= 8192, "chunking.max_tokens must be at most 8192"),
+            (0 <= self.chunking.overlap_tokens, "chunking.overlap_tokens must not be negative"),
+            (self.images.min_side >= 0, "images.min_side must not be negative"),
+            (self.images.max_aspect >= 1, "images.max_aspect must be at least 1"),
+            (self.limits.max_pages >= 1, "limits.max_pages must be at least 1"),
+            (self.limits.max_pixels >= 1, "limits.max_pixels must be at least 1"),
+            (self.limits.time_budget_s > 0, "limits.time_budget_s must be positive"),
+            (self.limits.memory_mb >= 256, "limits.memory_mb must be at least 256"),
+            (self.model.batch_size >= 1, "model.batch_size must be at least 1"),
+            (
+                self.model.dtype in ("float32", "bfloat16"),
+                "model.dtype must be float32 or bfloat16",
+            ),
+            (not (self.store.path and self.store.url), "store: give path or url, not both"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PipelineError(f"{name}: {message}")
+
+    def extraction_limits(self) -> ExtractionLimits:
+        return ExtractionLimits(
+            max_pages=self.limits.max_pages,
+            max_pixels=self.limits.max_pixels,
+            max_images_per_document=self.images.max_per_document,
+            time_budget_s=self.limits.time_budget_s,
+        )
+
+    def image_filter(self) -> ImageFilter:
+        return ImageFilter(
+            min_side=self.images.min_side,
+            max_aspect=self.images.max_aspect,
+            max_images=self.images.max_per_document,
+        )
+
+
+def _section_from(kind: type, content: dict[str, Any], where: str) -> Any:
+    specs = {spec.name: spec for spec in dataclasses.fields(kind)}
+    values: dict[str, Any] = {}
+    for key, value in content.items():
+        if key not in specs:
+            raise PipelineError(f"{where}: unknown key {key!r}")
+        default = specs[key].default
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PipelineError(f"{where}: {key} must be a list of strings")
+            value = tuple(value)
+        elif default is None or isinstance(default, str):
+            if not isinstance(value, str):
+                raise PipelineError(f"{where}: {key} must be a string")
+            if default is None and not value:
+                value = None  # an empty string means "not set"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PipelineError(f"{where}: {key} must be a number")
+        elif isinstance(default, int):
+            if not isinstance(value, int):
+                raise PipelineError(f"{where}: {key} must be an integer")
+        else:
+            value = float(value)
+        values[key] = value
+    return kind(**values)

@@ -31,7 +31,22 @@ _EXPORTS = {
     "MultimodalRetriever": "mrag.retriever",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "ImageError",
+    "IngestReport",
+    "JinaClipEmbeddings",
+    "JinaClipModel",
+    "MultimodalRetriever",
+    "Pipeline",
+    "PipelineError",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "__version__",
+    "ingest",
+]
 
 if TYPE_CHECKING:
     from .embeddings import JinaClipEmbeddings

@@ -250,11 +250,19 @@ def test_openai_client_dimensions(client, tiny_model):
 def test_openai_client_models_and_names(client, tiny_checkpoint, tiny_model):
     names = [model.id for model in client.models.list()]
     assert names[0] == MODEL
-    assert str(tiny_checkpoint) in names and tiny_checkpoint.name in names
+    assert tiny_checkpoint.name in names
+    assert str(tiny_checkpoint) not in names  # the server's paths are not shown to clients
     for name in names:
         response = client.embeddings.create(model=name, input="x", encoding_format="float")
         assert response.model == MODEL
     assert client.models.retrieve(tiny_checkpoint.name).id == tiny_checkpoint.name
+
+
+def test_default_model_names(tiny_checkpoint):
+    assert default_model_names("jinaai/jina-clip-v1") == ["jina-clip-v1", "jinaai/jina-clip-v1"]
+    assert default_model_names(str(tiny_checkpoint), ["mine"]) == [
+        "mine", "jina-clip-v1", tiny_checkpoint.name
+    ]
 
 
 def test_openai_client_errors(client, server):

@@ -5,6 +5,8 @@ Parameter names follow the official checkpoint (``vision_model.*``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +38,51 @@ def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
 
 
+def fused_weight(
+    owner: nn.Module,
+    name: str,
+    parts: tuple[torch.Tensor, ...],
+    build: Callable[..., torch.Tensor] = lambda *parts: torch.cat(parts),
+) -> torch.Tensor:
+    """``build(*parts)`` (by default ``torch.cat(parts)``), kept while none of the parts changes.
+
+    Concatenating the weights of q/k/v (or w1/w2) every call copies megabytes per layer, which
+    costs as much as the product itself for one image. Without autograd the result is cached on
+    ``owner`` and rebuilt when any part is replaced (``.to()``, ``load_state_dict``...) or changed
+    in place (its version counter moves). With autograd on, it is concatenated every time.
+    """
+    if torch.is_grad_enabled() and any(part.requires_grad for part in parts):
+        return build(*parts)
+    try:
+        key = tuple((part.data_ptr(), part._version, part.dtype, part.device) for part in parts)
+    except RuntimeError:  # inference tensors have no version counter: do not cache
+        return build(*parts)
+    cache: dict[str, tuple[tuple[object, ...], torch.Tensor]] = owner.__dict__.setdefault(
+        "_fused_cache", {}
+    )
+    hit = cache.get(name)
+    if hit is None or hit[0] != key:
+        with torch.no_grad():
+            hit = (key, build(*parts))
+        cache[name] = hit
+    return hit[1]
+
+
+def rope_for_all_tokens(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE tables for the whole sequence, shaped to broadcast over (batch, tokens, q/k, heads).
+
+    The CLS token gets cos 1 and sin 0, which leaves it exactly as it is, so q and k can be
+    turned in one pass without slicing the CLS token off and concatenating it back. The sign of
+    :func:`rotate_pairs` is folded into the sine table (minus on even lanes), so the rotation is a
+    swap of each adjacent pair.
+    """
+    cos = torch.cat((torch.ones_like(cos[:1]), cos))
+    sin = torch.cat((torch.zeros_like(sin[:1]), sin))
+    sign = torch.tensor([-1.0, 1.0], dtype=sin.dtype, device=sin.device)
+    sin = (sin.unflatten(-1, (-1, 2)) * sign).flatten(-2)
+    return cos[:, None, None, :], sin[:, None, None, :]
+
+
 class PatchEmbed(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
@@ -62,13 +109,18 @@ class RopeAttention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
         # One GEMM for q, k and v instead of three; k has no bias in EVA-02.
-        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
-        bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        weight = fused_weight(self, "qkv", (self.q_proj.weight, self.k_proj.weight,
+                                             self.v_proj.weight))
+        bias = fused_weight(self, "qkv_bias", (self.q_bias, self.v_bias),
+                            lambda q, v: torch.cat((q, torch.zeros_like(q), v)))
         qkv = F.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        # RoPE turns the patch tokens only; the CLS token (position 0) is left as it is.
-        q = torch.cat((q[:, :, :1], q[:, :, 1:] * cos + rotate_pairs(q[:, :, 1:]) * sin), dim=2)
-        k = torch.cat((k[:, :, :1], k[:, :, 1:] * cos + rotate_pairs(k[:, :, 1:]) * sin), dim=2)
+        if cos.dim() == 2:  # tables for the patch tokens only, as rope_tables() gives them
+            cos, sin = rope_for_all_tokens(cos, sin)
+        # RoPE turns q and k together (CLS included, which its table leaves unchanged).
+        qk = qkv[:, :, :2]
+        qk = qk * cos + qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2) * sin
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)
+        v = qkv[:, :, 2].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v)
         out = out.transpose(1, 2).reshape(batch, length, width)
         return self.proj(self.inner_attn_ln(out))
@@ -84,7 +136,12 @@ class SwiGluMlp(nn.Module):
         self.w3 = nn.Linear(hidden, config.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w3(self.ffn_ln(F.silu(self.w1(x)) * self.w2(x)))
+        # w1 and w2 read the same input: one GEMM of both, then SiLU in place on the first half.
+        weight = fused_weight(self, "w12", (self.w1.weight, self.w2.weight))
+        bias = fused_weight(self, "w12_bias", (self.w1.bias, self.w2.bias))
+        gate, value = F.linear(x, weight, bias).chunk(2, dim=-1)
+        hidden = F.silu(gate, inplace=not torch.is_grad_enabled()) * value
+        return self.w3(self.ffn_ln(hidden))
 
 
 class VisionBlock(nn.Module):
@@ -120,7 +177,7 @@ class EvaVisionTransformer(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(pixel_values)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
-        cos, sin = self.rope_cos.to(x.dtype), self.rope_sin.to(x.dtype)
+        cos, sin = rope_for_all_tokens(self.rope_cos.to(x.dtype), self.rope_sin.to(x.dtype))
         for block in self.blocks:
             x = block(x, cos, sin)
         return self.norm(x)[:, 0]

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -38,7 +37,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..model import HUB_MODEL_ID, JinaClipModel
+from ..model import JinaClipModel
 from ..store import StoreError, StoreSettings
 from .batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT, MicroBatcher, QueueFull
 from .inputs import decode_image_input, image_tokens, prepare_input
@@ -53,11 +52,12 @@ OPEN_PATHS = frozenset({"/healthz"})
 
 
 def default_model_names(name_or_path: str, extra: Sequence[str] = ()) -> list[str]:
-    """Names a served model answers to: ``extra`` first, then ``jina-clip-v1``, the Hub id or
-    folder as given, and a folder's base name. The first name is the one responses report."""
-    names = [*extra, MODEL_FAMILY_NAME, str(name_or_path)]
-    if name_or_path != HUB_MODEL_ID:
-        names.append(Path(name_or_path).name)
+    """Names a served model answers to: ``extra`` first, then ``jina-clip-v1``, then the Hub id,
+    or for a local folder its base name (not the full path, which would show clients the
+    server's file system). The first name is the one responses report."""
+    path = Path(name_or_path)
+    own = path.resolve().name if path.is_dir() else str(name_or_path)
+    names = [*extra, MODEL_FAMILY_NAME, own]
     return [name for name in dict.fromkeys(names) if name]
 
 
@@ -256,6 +256,9 @@ class GuardMiddleware:
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
 #: Bodies and responses up to this size are (de)serialised on the event loop, larger ones not.
 _INLINE_JSON = 256 * 1024
+#: Text inputs up to this many characters are tokenised on the event loop (faster than a thread
+#: hop for the common one-short-text request); anything larger, and every image, is not.
+_INLINE_TEXT_CHARS = 8192
 
 
 async def parse_body(request: Request, model: type[BodyModel]) -> BodyModel:
@@ -434,7 +437,10 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
         check_model(body.model, required=True)
         dimensions = _check_dimensions(body.dimensions, model.embedding_dim)
         with batcher.preparing():
-            prepared = await run_in_threadpool(prepare_input, body.input, model, limits)
+            if _small_text_input(body.input):
+                prepared = prepare_input(body.input, model, limits)
+            else:
+                prepared = await run_in_threadpool(prepare_input, body.input, model, limits)
             text_future = batcher.submit_texts(prepared.texts)
             image_future = batcher.submit_images(prepared.images)
         vectors = np.empty((prepared.count, model.embedding_dim), dtype=np.float32)
@@ -497,9 +503,16 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
             raise APIError(404, str(exc), code="collection_not_found") from None
         except ValueError as exc:  # an unknown modality in the filter, for instance
             raise invalid(str(exc), param="filter") from None
-        data = [_search_result(doc, body.include_images) for doc in documents]
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return JSONResponse({"object": "list", "data": data, "model": served_name, "usage": usage})
+
+        def render() -> JSONResponse:
+            data = [_search_result(doc, body.include_images) for doc in documents]
+            return JSONResponse(
+                {"object": "list", "data": data, "model": served_name, "usage": usage}
+            )
+
+        # Image hits carry their pictures: the body can run to megabytes.
+        return await run_in_threadpool(render)
 
     app.add_middleware(
         GuardMiddleware, api_key=config.api_key, max_body_bytes=limits.max_body_bytes
@@ -578,7 +591,14 @@ def _search_result(document: Any, include_images: bool) -> dict[str, Any]:
     }
 
 
-def api_key_from_env() -> str | None:
-    """``MRAG_API_KEY`` when set and not empty."""
-    return os.environ.get("MRAG_API_KEY") or None
+def _small_text_input(value: Any) -> bool:
+    """Whether ``input`` is a few short strings, cheaper to tokenise here than in a thread."""
+    if isinstance(value, str):
+        return len(value) <= _INLINE_TEXT_CHARS
+    return (
+        isinstance(value, list)
+        and len(value) <= 32
+        and all(isinstance(item, str) for item in value)
+        and sum(len(item) for item in value) <= _INLINE_TEXT_CHARS
+    )
 

@@ -1,4 +1,4 @@
-"""The whole ingestion path over real PDFs nobody here wrote (``../shared/corpus``, when present)."""
+"""The whole ingestion path over real PDFs (``../shared/corpus``, when present)."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ import numpy as np
 from .chunking import Chunk, chunk_document
 from .document import ExtractionError, ParsedDocument
 from .model import JinaClipConfig, JinaClipModel
-from .model.checkpoint import resolve_checkpoint
 from .model.clip import batch_plan
+from .model.hub import resolve_checkpoint
 from .pipeline import Pipeline
 from .points import image_payload, make_point, text_payload
 from .sources import file_hash, find_files, source_name

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ..model import HUB_MODEL_ID
-from ..store import StoreSettings
+from ..model.hub import HUB_MODEL_ID
+
+if TYPE_CHECKING:
+    from ..store import StoreSettings
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -55,6 +58,8 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def store_settings(args: argparse.Namespace) -> StoreSettings:
+    from ..store import StoreSettings  # qdrant-client takes a while to import; not for --help
+
     return StoreSettings.from_env(
         path=args.qdrant_path, url=args.qdrant_url, collection=args.collection
     )

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..commands.common import EXIT_FAILURES, EXIT_OK, add_store_options, error, store_settings
+from ..commands.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_store_options,
+    error,
+    store_settings,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,21 +34,17 @@ def run(args: argparse.Namespace) -> int:
         store = Store.open(store_settings(args))
     except StoreError as exc:
         error(str(exc))
-        return 2
+        return EXIT_USAGE
     status = EXIT_OK
     with store:
         for given in args.sources:
+            # Accept the stored name, or a path to the file that resolves to it.
             candidates = [given]
-            from pathlib import Path
-
             if Path(given).exists():
                 candidates.append(source_name(Path(given)))
             for source in dict.fromkeys(candidates):
-                if (
-                    store.source_record(source) is not None
-                    or store.exists()
-                    and store.point_ids_of(source)
-                ):
+                known = store.source_record(source) is not None
+                if known or (store.exists() and store.point_ids_of(source)):
                     removed = store.delete_source(source)
                     print(f"deleted {source} ({removed} points)")
                     break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..commands.common import (
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline()
         pipeline = pipeline.override(
-            model__name=args.model or _env("MRAG_MODEL"),
+            model__name=args.model or os.environ.get("MRAG_MODEL") or None,
             model__revision=args.revision,
             model__device=args.device,
             model__dtype=args.dtype,
@@ -95,9 +96,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(report))
     return EXIT_OK if report.ok else EXIT_FAILURES
-
-
-def _env(name: str) -> str | None:
-    import os
-
-    return os.environ.get(name) or None

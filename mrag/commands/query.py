@@ -9,13 +9,13 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
-
-from langchain_core.documents import Document
+from typing import TYPE_CHECKING, Any
 
 from ..images import ImageError, load_image
 from ..model import CheckpointError, ConfigError
-from ..store import StoreError, open_client
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
 from .common import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -29,8 +29,12 @@ from .common import (
 
 _SNIPPET_WIDTH = 64
 _SOURCE_WIDTH = 32
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
-               "image/gif": ".gif"}
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -45,25 +49,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("query", nargs="?", default=None, help="the question (or use --image)")
-    parser.add_argument("--image", metavar="PATH", default=None,
-                        help="query with this picture instead of text")
+    parser.add_argument(
+        "--image", metavar="PATH", default=None, help="query with this picture instead of text"
+    )
     parser.add_argument("-k", "--k", type=int, default=8, help="results to show (default 8)")
     results = parser.add_argument_group("ranking and filters")
-    results.add_argument("--modality", choices=["text", "image"], default=None,
-                         help="only passages or only images")
-    results.add_argument("--source", action="append", default=None, metavar="SOURCE",
-                         help="only hits from this source (repeatable)")
-    results.add_argument("--page", action="append", type=int, default=None, metavar="N",
-                         help="only hits from this page (repeatable)")
-    results.add_argument("--fusion", choices=["rrf", "quota", "score"], default="rrf",
-                         help="how modalities are merged: rrf (default), quota, or score "
-                              "(raw cosine; shows the modality gap)")
-    results.add_argument("--image-share", type=float, default=0.5, metavar="SHARE",
-                         help="share of k given to images with --fusion quota (default 0.5)")
+    results.add_argument(
+        "--modality", choices=["text", "image"], default=None, help="only passages or only images"
+    )
+    results.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="SOURCE",
+        help="only hits from this source (repeatable)",
+    )
+    results.add_argument(
+        "--page",
+        action="append",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only hits from this page (repeatable)",
+    )
+    results.add_argument(
+        "--fusion",
+        choices=["rrf", "quota", "score"],
+        default="rrf",
+        help="how modalities are merged: rrf (default), quota, or score "
+        "(raw cosine; shows the modality gap)",
+    )
+    results.add_argument(
+        "--image-share",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of k given to images with --fusion quota (default 0.5)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the hits as JSON")
-    output.add_argument("--save-images", metavar="DIR", default=None,
-                        help="write the image hits into DIR")
+    output.add_argument(
+        "--save-images", metavar="DIR", default=None, help="write the image hits into DIR"
+    )
     add_model_options(parser)
     add_store_options(parser)
     parser.set_defaults(run=run)
@@ -156,8 +183,11 @@ def to_json(documents: list[Document], saved: dict[int, Path]) -> list[dict[str,
     """The hits as JSON-ready dicts; pictures are referenced by saved path, not inlined."""
     rows = []
     for document in documents:
-        metadata = {key: value for key, value in document.metadata.items()
-                    if key not in ("image_base64", "rank", "score")}
+        metadata = {
+            key: value
+            for key, value in document.metadata.items()
+            if key not in ("image_base64", "rank", "score")
+        }
         rank = int(document.metadata.get("rank", 0))
         row: dict[str, Any] = {
             "rank": rank,
@@ -186,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: importing torch and the model costs seconds that usage errors should not pay.
     from ..embeddings import JinaClipEmbeddings
     from ..retriever import MultimodalRetriever
+    from ..store import StoreError, open_client
 
     try:
         client = open_client(settings)
@@ -213,8 +244,13 @@ def run(args: argparse.Namespace) -> int:
             error(f"cannot load the model: {exc}")
             return EXIT_FAILURES
         retriever = MultimodalRetriever(
-            client=client, collection=settings.collection, embeddings=embeddings, k=args.k,
-            fusion=args.fusion, image_share=args.image_share, filter=filters,
+            client=client,
+            collection=settings.collection,
+            embeddings=embeddings,
+            k=args.k,
+            fusion=args.fusion,
+            image_share=args.image_share,
+            filter=filters,
         )
         if query_image is not None:
             documents = retriever.search_by_image(query_image)

@@ -52,26 +52,59 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="accept http(s) image URLs (never to private, loopback or link-local addresses)",
     )
-    group.add_argument("--max-inputs", type=int, default=defaults.DEFAULT_MAX_INPUTS,
-                       help="inputs per embeddings request (default %(default)s)")
-    group.add_argument("--max-text-tokens", type=int, default=defaults.DEFAULT_MAX_TEXT_TOKENS,
-                       help="tokens per text, longer ones are refused (default %(default)s)")
-    group.add_argument("--max-image-bytes", type=int, default=defaults.DEFAULT_MAX_IMAGE_BYTES,
-                       help="encoded bytes per image (default %(default)s)")
-    group.add_argument("--max-pixels", type=int, default=defaults.DEFAULT_MAX_PIXELS,
-                       help="decoded pixels per image (default %(default)s)")
-    group.add_argument("--max-body-bytes", type=int, default=defaults.DEFAULT_MAX_BODY_BYTES,
-                       help="bytes per request body (default %(default)s)")
-    group.add_argument("--url-timeout", type=float, default=defaults.DEFAULT_URL_TIMEOUT,
-                       help="seconds per image download (default %(default)s)")
+    group.add_argument(
+        "--max-inputs",
+        type=int,
+        default=defaults.DEFAULT_MAX_INPUTS,
+        help="inputs per embeddings request (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-text-tokens",
+        type=int,
+        default=defaults.DEFAULT_MAX_TEXT_TOKENS,
+        help="tokens per text, longer ones are refused (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=defaults.DEFAULT_MAX_IMAGE_BYTES,
+        help="encoded bytes per image (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-pixels",
+        type=int,
+        default=defaults.DEFAULT_MAX_PIXELS,
+        help="decoded pixels per image (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults.DEFAULT_MAX_BODY_BYTES,
+        help="bytes per request body (default %(default)s)",
+    )
+    group.add_argument(
+        "--url-timeout",
+        type=float,
+        default=defaults.DEFAULT_URL_TIMEOUT,
+        help="seconds per image download (default %(default)s)",
+    )
 
     batching = parser.add_argument_group("batching")
-    batching.add_argument("--batch-size", type=int, default=32,
-                          help="most inputs per model batch (default %(default)s)")
-    batching.add_argument("--batch-wait-ms", type=float, default=5.0,
-                          help="longest wait for a batch to fill, in ms (default %(default)s)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["critical", "error", "warning", "info", "debug"])
+    batching.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="most inputs per model batch (default %(default)s)",
+    )
+    batching.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest wait for a batch to fill, in ms (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     parser.set_defaults(run=run)
     return parser
 

@@ -1,9 +1,21 @@
-"""Native PyTorch implementation of jina-clip-v1."""
+"""Native PyTorch implementation of jina-clip-v1.
 
-from .checkpoint import DEFAULT_REVISION, HUB_MODEL_ID, CheckpointError
-from .clip import JinaClipModel
+Hub names and errors import without torch; the model classes load it on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import ConfigError, JinaClipConfig, TextConfig, VisionConfig
-from .tokenizer import TextTokenizer
+from .hub import DEFAULT_REVISION, HUB_MODEL_ID, CheckpointError
+
+_LAZY = {"JinaClipModel": ".clip", "TextTokenizer": ".tokenizer"}
+
+if TYPE_CHECKING:
+    from .clip import JinaClipModel
+    from .tokenizer import TextTokenizer
 
 __all__ = [
     "DEFAULT_REVISION",
@@ -16,3 +28,12 @@ __all__ = [
     "TextTokenizer",
     "VisionConfig",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mrag.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

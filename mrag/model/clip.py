@@ -12,13 +12,9 @@ import torch
 from torch import nn
 
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
-from .checkpoint import (
-    HUB_MODEL_ID,
-    CheckpointError,
-    load_state_dict_strict,
-    resolve_checkpoint,
-)
+from .checkpoint import load_state_dict_strict
 from .config import JinaClipConfig
+from .hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
 from .processing import preprocess_images
 from .text import TextTower, alibi_slopes
 from .tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
@@ -186,7 +182,9 @@ class JinaClipModel(nn.Module):
         with torch.inference_mode():
             chunks = [self.get_text_features(self.pad([ids[i] for i in batch])) for batch in plan]
         order = [index for batch in plan for index in batch]
-        return _finish(chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim)
+        return _finish(
+            chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
+        )
 
     def encode_image(
         self,

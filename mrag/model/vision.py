@@ -109,10 +109,15 @@ class RopeAttention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
         # One GEMM for q, k and v instead of three; k has no bias in EVA-02.
-        weight = fused_weight(self, "qkv", (self.q_proj.weight, self.k_proj.weight,
-                                             self.v_proj.weight))
-        bias = fused_weight(self, "qkv_bias", (self.q_bias, self.v_bias),
-                            lambda q, v: torch.cat((q, torch.zeros_like(q), v)))
+        weight = fused_weight(
+            self, "qkv", (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight)
+        )
+        bias = fused_weight(
+            self,
+            "qkv_bias",
+            (self.q_bias, self.v_bias),
+            lambda q, v: torch.cat((q, torch.zeros_like(q), v)),
+        )
         qkv = F.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
         if cos.dim() == 2:  # tables for the patch tokens only, as rope_tables() gives them
             cos, sin = rope_for_all_tokens(cos, sin)

@@ -24,23 +24,26 @@ from .store import point_id
 #: Longest side of the image rendition stored in each image point.
 RENDITION_MAX_SIDE = 1024
 _JPEG_QUALITY = 88
+#: Images with at most this many distinct colours are stored as PNG.
+_LINE_ART_COLOURS = 256
 
 
 def encode_rendition(image: Image.Image, max_side: int = RENDITION_MAX_SIDE) -> tuple[str, bytes]:
     """Downscale ``image`` to fit ``max_side`` and encode it; returns (mime type, bytes).
 
-    Photos compress best as JPEG and line art as PNG: both are tried, the smaller wins.
+    Photos compress best as JPEG, line art (charts, diagrams, scans: few distinct colours) as
+    PNG, which also keeps its edges sharp.
     """
     image = to_rgb(image)
     if max(image.size) > max_side:
         image = image.copy()
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    jpeg, png = io.BytesIO(), io.BytesIO()
-    image.save(jpeg, format="JPEG", quality=_JPEG_QUALITY, optimize=True)
-    image.save(png, format="PNG", optimize=False)
-    if png.tell() <= jpeg.tell():
-        return "image/png", png.getvalue()
-    return "image/jpeg", jpeg.getvalue()
+    buffer = io.BytesIO()
+    if image.getcolors(maxcolors=_LINE_ART_COLOURS) is not None:
+        image.save(buffer, format="PNG", optimize=True)
+        return "image/png", buffer.getvalue()
+    image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
+    return "image/jpeg", buffer.getvalue()
 
 
 def text_payload(text: str, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""The store's rules: deterministic ids, whole-source replacement, the ledger, clear errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from qdrant_client import QdrantClient
+
+from mrag.points import (
+    RENDITION_MAX_SIDE,
+    encode_rendition,
+    image_payload,
+    make_point,
+    text_payload,
+)
+from mrag.store import POINT_NAMESPACE, SourceRecord, Store, StoreError, StoreSettings, point_id
+
+
+def _record(source: str, digest: str, points: int) -> SourceRecord:
+    return SourceRecord(source, digest, points, points, 0, 1, "2026-01-01T00:00:00+00:00")
+
+
+def _text_points(source: str, texts: list[str]) -> list:
+    return [
+        make_point(source, "text", i, [1.0, float(i), 0.5], text_payload(t, {"source": source}))
+        for i, t in enumerate(texts)
+    ]
+
+
+@pytest.fixture
+def store() -> Store:
+    store = Store(QdrantClient(":memory:"), "docs", dimension=3)
+    store.ensure_collection()
+    return store
+
+
+def test_point_ids_are_uuid5_of_source_modality_and_position() -> None:
+    expected = uuid.uuid5(POINT_NAMESPACE, "a.pdf\x1ftext\x1f3")
+    assert point_id("a.pdf", "text", 3) == str(expected)
+    assert point_id("a.pdf", "text", 3) != point_id("a.pdf", "image", 3)
+    assert point_id("a.pdf", "text", 3) != point_id("b.pdf", "text", 3)
+
+
+def test_replacing_a_source_leaves_no_stale_points(store: Store) -> None:
+    store.replace_source(_record("a.md", "h1", 3), _text_points("a.md", ["x", "y", "z"]))
+    store.replace_source(_record("b.md", "h2", 1), _text_points("b.md", ["other"]))
+    assert len(store.point_ids_of("a.md")) == 3
+    store.replace_source(_record("a.md", "h3", 1), _text_points("a.md", ["only"]))
+    assert len(store.point_ids_of("a.md")) == 1
+    assert len(store.point_ids_of("b.md")) == 1
+    assert store.source_record("a.md").content_hash == "h3"
+    assert [record.source for record in store.sources()] == ["a.md", "b.md"]
+    assert store.count() == 2 and store.count("text") == 2
+
+
+def test_deleting_a_source_removes_points_and_ledger_entry(store: Store) -> None:
+    store.replace_source(_record("a.md", "h1", 2), _text_points("a.md", ["x", "y"]))
+    assert store.delete_source("a.md") == 2
+    assert store.source_record("a.md") is None and store.count() == 0
+    assert store.delete_source("a.md") == 0
+
+
+def test_a_source_without_ledger_entry_is_not_done(store: Store) -> None:
+    # What a run killed after writing points but before recording the source leaves behind.
+    store.upsert(_text_points("a.md", ["x", "y"]))
+    assert store.source_record("a.md") is None
+
+
+def test_vector_size_mismatch_is_a_clear_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="holds 3-d vectors but the model makes 768-d"):
+        store.ensure_collection(768)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QDRANT_URL", raising=False)
+    monkeypatch.setenv("MRAG_QDRANT_PATH", "/data/q")
+    monkeypatch.setenv("MRAG_COLLECTION", "papers")
+    settings = StoreSettings.from_env()
+    assert (settings.path, settings.url, settings.collection) == ("/data/q", None, "papers")
+    monkeypatch.setenv("QDRANT_URL", "http://qdrant:6333")
+    monkeypatch.setenv("QDRANT_API_KEY", "k")
+    settings = StoreSettings.from_env(collection="c")
+    assert (settings.path, settings.url, settings.api_key, settings.collection) == (
+        None,
+        "http://qdrant:6333",
+        "k",
+        "c",
+    )
+    with pytest.raises(StoreError, match="not both"):
+        StoreSettings.from_env(path="x", url="http://y")
+
+
+def test_image_payload_carries_a_capped_decodable_rendition() -> None:
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (1500, 3000, 3), dtype=np.uint8))
+    payload = image_payload("Figure 1: noise", photo, {"source": "a.pdf", "page": 2})
+    metadata = payload["metadata"]
+    assert payload["page_content"] == "Figure 1: noise" and metadata["modality"] == "image"
+    assert (metadata["width"], metadata["height"]) == (3000, 1500)
+    decoded = Image.open(io.BytesIO(base64.b64decode(metadata["image_base64"])))
+    assert max(decoded.size) == RENDITION_MAX_SIDE and metadata["mime_type"] == "image/jpeg"
+    chart = Image.new("RGB", (400, 300), "white")
+    chart.paste((200, 0, 0), (50, 50, 150, 250))
+    mime, data = encode_rendition(chart)
+    assert mime == "image/png" and Image.open(io.BytesIO(data)).getpixel((100, 100)) == (200, 0, 0)
+
+
+def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
+    holder = QdrantClient(path=str(tmp_path))
+    try:
+        with pytest.raises(StoreError, match="in use by another process"):
+            Store.open(StoreSettings(path=str(tmp_path)))
+    finally:
+        holder.close()

@@ -31,15 +31,22 @@ class ImageError(ValueError):
     """An image could not be opened: unreadable, unsupported, or over a size limit."""
 
 
-def _check_pixels(image: Image.Image, max_pixels: int, name: str) -> None:
-    width, height = image.size
+def pixel_problem(width: int, height: int, max_pixels: int) -> str | None:
+    """Why an image of this size is refused before decoding, or None when it is fine."""
     if width <= 0 or height <= 0:
-        raise ImageError(f"{name}: image has an empty size {width}x{height}")
+        return f"image has an empty size {width}x{height}"
     if width * height > max_pixels:
-        raise ImageError(
-            f"{name}: image is {width}x{height} = {width * height:,} pixels, "
-            f"over the limit of {max_pixels:,} (possible decompression bomb)"
+        return (
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (possible decompression bomb)"
         )
+    return None
+
+
+def _check_pixels(image: Image.Image, max_pixels: int, name: str) -> None:
+    problem = pixel_problem(*image.size, max_pixels)
+    if problem:
+        raise ImageError(f"{name}: {problem}")
 
 
 def decode_image_bytes(
@@ -58,6 +65,7 @@ def decode_image_bytes(
             _check_pixels(image, max_pixels, name)
             if frame:
                 image.seek(frame)
+                _check_pixels(image, max_pixels, name)  # each frame has its own size
             image.load()
     except ImageError:
         raise

@@ -23,7 +23,7 @@ from mrag.document import (
     image_content_hash,
 )
 from mrag.figures import humanize_name
-from mrag.images import to_rgb
+from mrag.images import pixel_problem, to_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 # Formats whose extra frames are separate pages rather than animation.
@@ -36,14 +36,9 @@ class _FrameRefused(Exception):
 
 def _frame_image(opened: Image.Image, frame: int, max_pixels: int) -> Image.Image:
     opened.seek(frame)
-    width, height = opened.size
-    if width <= 0 or height <= 0:
-        raise _FrameRefused(f"empty image size {width}x{height}")
-    if width * height > max_pixels:
-        raise _FrameRefused(
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (possible decompression bomb); not decoded"
-        )
+    problem = pixel_problem(*opened.size, max_pixels)
+    if problem:
+        raise _FrameRefused(f"{problem}; not decoded")
     opened.load()
     picture = opened.copy()
     # A broken EXIF block must not cost the picture.

@@ -29,7 +29,7 @@ def test_explore_notebook_runs(
     assert not [output for output in outputs if output.output_type == "error"]
     text = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert f"model: {tiny_checkpoint}" in text
-    assert "13 points stored" in text
+    assert "13 points stored" in text and "10 files ingested: 6 passages, 7 images" in text
     assert "image block: image/" in text
     figures = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(figures) >= 4  # sample, image hits, score histogram, fusion ranks

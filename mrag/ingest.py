@@ -204,7 +204,7 @@ def ingest(
             path=pipeline.store.path, url=pipeline.store.url, collection=pipeline.store.collection
         )
         store = Store.open(settings)
-    report.store = f"{store.collection} @ {_describe(store)}"
+    report.store = f"{store.collection} @ {store.location or 'a Qdrant client'}"
     try:
         store.ensure_collection(model_dimension(pipeline, model) if not store.exists() else None)
         events.start(len(files))
@@ -217,12 +217,6 @@ def ingest(
             store.close()
     report.elapsed_s = time.perf_counter() - started
     return report
-
-
-def _describe(store: Store) -> str:
-    inner = getattr(store.client, "_client", None)
-    location = getattr(inner, "location", None) or getattr(inner, "_location", None)
-    return str(location or type(inner).__name__)
 
 
 class _Run:

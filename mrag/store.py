@@ -129,8 +129,12 @@ class Store:
         client: QdrantClient,
         collection: str = DEFAULT_COLLECTION,
         dimension: int | None = None,
+        *,
+        location: str = "",
     ) -> None:
         self.client = client
+        #: Where the store lives, for messages: a folder or a URL.
+        self.location = location
         self.collection = collection
         self.ledger = f"{collection}__sources"
         self.dimension = dimension
@@ -139,7 +143,8 @@ class Store:
     @classmethod
     def open(cls, settings: StoreSettings, dimension: int | None = None) -> Store:
         """Open the store described by ``settings``."""
-        return cls(open_client(settings), settings.collection, dimension)
+        location = settings.url or str(settings.path or DEFAULT_QDRANT_PATH)
+        return cls(open_client(settings), settings.collection, dimension, location=location)
 
     def close(self) -> None:
         self.client.close()

@@ -7,12 +7,35 @@ Parameter names follow the official checkpoint (``text_model.transformer.*``) so
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import TextConfig
+
+#: Position-wise layers run on at most this many tokens at a time (see :func:`apply_by_rows`).
+ROW_CHUNK = 1024
+
+
+def apply_by_rows(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, rows: int = ROW_CHUNK
+) -> torch.Tensor:
+    """``fn(x)`` for a position-wise ``fn``, computed on slices of at most ``rows`` tokens.
+
+    Each row's result is exactly what one call on the whole tensor gives. The point is memory:
+    at 8 x 512 tokens the GLU intermediates are 50-100 MB each, and blocks that large are fresh
+    ``mmap``s on every call, whose page faults cost as much as a sixth of the text tower's time.
+    Slices of 1024 tokens keep them small enough for the allocator to reuse.
+    """
+    if torch.compiler.is_compiling():  # a traced graph keeps the shape symbolic: one piece
+        return fn(x)
+    flat = x.reshape(-1, x.shape[-1])
+    if flat.shape[0] <= rows:
+        return fn(x)
+    pieces = [fn(flat[start : start + rows]) for start in range(0, flat.shape[0], rows)]
+    return torch.cat(pieces).view(*x.shape[:-1], -1)
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -64,6 +87,9 @@ class GegluMlp(nn.Module):
         self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_by_rows(self._forward, x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, value = self.gated_layers(x).split(self.intermediate_size, dim=-1)
         return self.wo(F.gelu(gate) * value)
 
@@ -113,7 +139,8 @@ class JinaBertModel(nn.Module):
         slopes = self.alibi_slopes.to(device=input_ids.device, dtype=torch.float32)
         bias = (-slopes[:, None, None] * distance).to(dtype)[None]  # (1, H, L, L)
         padded = input_ids == self.config.pad_token_id
-        if not bool(padded.any()):
+        # The shortcut is a data-dependent branch, which a traced graph (ONNX export) cannot hold.
+        if not torch.compiler.is_compiling() and not bool(padded.any()):
             return bias
         blocked = torch.tensor(float("-inf"), dtype=dtype, device=input_ids.device)
         return torch.where(padded[:, None, None, :], blocked, bias)

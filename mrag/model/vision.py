@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import VisionConfig
+from .text import apply_by_rows
 
 
 def rope_tables(config: VisionConfig, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,6 +142,10 @@ class SwiGluMlp(nn.Module):
         self.w3 = nn.Linear(hidden, config.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Up to 10 images (2048 tokens) in one piece: their intermediates are reused as they are.
+        return apply_by_rows(self._forward, x, rows=2048)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         # w1 and w2 read the same input: one GEMM of both, then SiLU in place on the first half.
         weight = fused_weight(self, "w12", (self.w1.weight, self.w2.weight))
         bias = fused_weight(self, "w12_bias", (self.w1.bias, self.w2.bias))

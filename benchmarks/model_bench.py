@@ -1,0 +1,287 @@
+"""Model throughput: images/s and tokens/s of both towers in float32 and bfloat16.
+
+Every figure is the best of several runs of ``get_image_features`` / ``get_text_features`` under
+``torch.inference_mode`` (the path ``encode_image``/``encode_text`` take), on random inputs of
+the real shapes. Achieved GFLOP/s use the operation counts of :mod:`benchmarks.flops`; the ratio
+to the ceiling uses the best GEMM throughput of the same dtype from :mod:`benchmarks.ceiling`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mrag.model import JinaClipModel
+
+from .common import Settings, dtype_name, load_average, measure
+from .flops import image_flops, text_flops
+
+DTYPES = (torch.float32, torch.bfloat16)
+
+
+def plan(settings: Settings) -> dict[str, Any]:
+    """Batch sizes and lengths for this run."""
+    if settings.tiny:
+        return {"image_batches": (1, 2), "text": [(1, 32), (2, 32)], "mix": 8, "budget": 0.1,
+                "min_reps": 1}
+    if settings.quick:
+        return {"image_batches": (1, 8), "text": [(8, 64), (8, 512)], "mix": 16, "budget": 1.0,
+                "min_reps": 1}
+    text = [(batch, length) for length in (64, 256, 512) for batch in (1, 8, 32)]
+    return {"image_batches": (1, 8, 32), "text": text, "mix": 96, "budget": 4.0, "min_reps": 2}
+
+
+def random_ids(vocab: int, batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Ids of real tokens (never the pad id 0), ``[CLS]``-free: the cost does not depend on them."""
+    generator = torch.Generator().manual_seed(seed)
+    low = min(1000, vocab // 4)
+    return torch.randint(low, vocab, (batch, length), generator=generator)
+
+
+def length_mix(count: int, max_length: int = 512, seed: int = 0) -> list[int]:
+    """Token counts like an ingestion run produces: most chunks near the 512-token budget (the
+    chunker fills chunks up to it), the last chunk of each section shorter, and a tail of short
+    texts (captions, one-paragraph pages)."""
+    rng = random.Random(seed)
+    lengths = []
+    for _ in range(count):
+        draw = rng.random()
+        if draw < 0.6:
+            lengths.append(rng.randint(int(max_length * 0.8), max_length))
+        elif draw < 0.85:
+            lengths.append(rng.randint(max_length // 5, int(max_length * 0.8)))
+        else:
+            lengths.append(rng.randint(8, max_length // 5))
+    return lengths
+
+
+def batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Longest first, as ``encode_text`` batches."""
+    try:
+        from mrag.model.clip import batch_plan
+    except ImportError:
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return batch_plan(list(lengths), batch_size)
+
+
+def load(settings: Settings, dtype: torch.dtype) -> JinaClipModel:
+    return JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=dtype)
+
+
+def _ratio(gflops: float, ceiling: dict[str, Any] | None, dtype: torch.dtype) -> float | None:
+    if not ceiling or ceiling.get("status") != "ok":
+        return None
+    best = ceiling["dtypes"][dtype_name(dtype)]["gflops"]
+    return round(gflops / best, 3) if best else None
+
+
+def bench_vision(
+    model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any], ceiling: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    config = model.config.vision
+    flop = image_flops(config)
+    rows = []
+    for batch in setup["image_batches"]:
+        generator = torch.Generator().manual_seed(batch)
+        pixels = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
+        with torch.inference_mode():
+            timing = measure(lambda p=pixels: model.get_image_features(p),
+                             min_reps=setup["min_reps"], budget_s=setup["budget"])
+        gflops = batch * flop / timing.best / 1e9
+        row = {
+            "dtype": dtype_name(dtype),
+            "batch": batch,
+            "images_per_s": round(batch / timing.best, 2),
+            "gflops": round(gflops, 1),
+            "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
+            **timing.to_dict(),
+        }
+        rows.append(row)
+        print(f"  vision {row['dtype']:8s} batch {batch:3d}: {row['images_per_s']:8.2f} img/s "
+              f"{row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}", flush=True)
+    return rows
+
+
+def bench_text(
+    model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any], ceiling: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    config = model.config.text
+    rows = []
+    for batch, length in setup["text"]:
+        ids = random_ids(config.vocab_size, batch, length, seed=batch * 1000 + length)
+        with torch.inference_mode():
+            timing = measure(lambda i=ids: model.get_text_features(i),
+                             min_reps=setup["min_reps"], budget_s=setup["budget"])
+        gflops = text_flops(config, batch, length) / timing.best / 1e9
+        row = {
+            "dtype": dtype_name(dtype),
+            "batch": batch,
+            "length": length,
+            "tokens_per_s": round(batch * length / timing.best, 1),
+            "texts_per_s": round(batch / timing.best, 2),
+            "gflops": round(gflops, 1),
+            "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
+            **timing.to_dict(),
+        }
+        rows.append(row)
+        print(f"  text   {row['dtype']:8s} {batch:3d} x {length:3d}: {row['tokens_per_s']:8.1f} "
+              f"tok/s {row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}", flush=True)
+    return rows
+
+
+def bench_mix(
+    model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any], ceiling: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A realistic mix of lengths, batched longest first in 32s as ingestion batches them."""
+    config = model.config.text
+    lengths = length_mix(setup["mix"], max_length=512 if not setup.get("tiny") else 64)
+    plan_ = batches_by_length(lengths, 32)
+    batches = []
+    for index, batch in enumerate(plan_):
+        longest = max(lengths[i] for i in batch)
+        ids = random_ids(config.vocab_size, len(batch), longest, seed=index)
+        for row, i in enumerate(batch):
+            ids[row, lengths[i]:] = config.pad_token_id
+        batches.append(ids)
+
+    def run_all() -> None:
+        for ids in batches:
+            model.get_text_features(ids)
+
+    with torch.inference_mode():
+        # The model is warm from the runs before; a quick run skips a separate warm-up pass.
+        warmup = 0 if setup["min_reps"] < 2 else 1
+        timing = measure(run_all, warmup=warmup, min_reps=1, max_reps=3, budget_s=setup["budget"])
+    real = sum(lengths)
+    padded = sum(ids.numel() for ids in batches)
+    executed = sum(text_flops(config, ids.shape[0], ids.shape[1]) for ids in batches)
+    gflops = executed / timing.best / 1e9
+    result = {
+        "dtype": dtype_name(dtype),
+        "texts": len(lengths),
+        "real_tokens": real,
+        "mean_length": round(real / len(lengths), 1),
+        "padding_waste": round((padded - real) / real, 4),
+        "tokens_per_s": round(real / timing.best, 1),
+        "gflops": round(gflops, 1),
+        "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
+        **timing.to_dict(),
+    }
+    print(f"  mix    {result['dtype']:8s} {len(lengths)} texts, mean {result['mean_length']} tok: "
+          f"{result['tokens_per_s']:8.1f} tok/s ratio {result['ratio_to_ceiling']}", flush=True)
+    return result
+
+
+def embedding_agreement(reference: JinaClipModel, other: JinaClipModel) -> dict[str, float]:
+    """Largest difference between the normalised embeddings of two models on the same inputs."""
+    vision = reference.config.vision
+    text = reference.config.text
+    generator = torch.Generator().manual_seed(7)
+    pixels = torch.randn(4, 3, vision.image_size, vision.image_size, generator=generator)
+    lengths = [text_len for text_len in (512, 300, 77, 12) if text_len <= 512]
+    ids = random_ids(text.vocab_size, len(lengths), max(lengths), seed=7)
+    for row, length in enumerate(lengths):
+        ids[row, length:] = text.pad_token_id
+    with torch.inference_mode():
+        image_a = F.normalize(reference.get_image_features(pixels).float(), dim=-1)
+        image_b = F.normalize(other.get_image_features(pixels).float(), dim=-1)
+        text_a = F.normalize(reference.get_text_features(ids).float(), dim=-1)
+        text_b = F.normalize(other.get_text_features(ids).float(), dim=-1)
+    return {
+        "image_max_abs_diff": float((image_a - image_b).abs().max()),
+        "text_max_abs_diff": float((text_a - text_b).abs().max()),
+        "image_min_cosine": float((image_a * image_b).sum(-1).min()),
+        "text_min_cosine": float((text_a * text_b).sum(-1).min()),
+    }
+
+
+def alibi_mask_probe(model: JinaClipModel, setup: dict[str, Any]) -> dict[str, Any]:
+    """What the text tower's (batch, heads, L, L) float ALiBi mask costs inside SDPA.
+
+    Times one layer's attention at 8 x 512 (the size ingestion runs) three ways: the mask of a
+    batch with padding (one bias per sequence), the bias broadcast over the batch (what a batch
+    without padding gets), and no mask at all (the kernel's unmasked speed; not a correct model,
+    only a bound). Also names the kernel that runs.
+    """
+    text = model.config.text
+    batch, length = (2, 64) if setup.get("tiny") else (8, 512)
+    heads, head_dim = text.num_attention_heads, text.head_dim
+    generator = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(batch, heads, length, head_dim, generator=generator) for _ in range(3))
+    ids = random_ids(text.vocab_size, batch, length)
+    padded = ids.clone()
+    padded[-1, -1] = text.pad_token_id  # one padded key: the per-sequence mask is needed
+    transformer = model.text_model.transformer
+    with torch.inference_mode():
+        start = time.perf_counter()
+        full = transformer.attention_bias(padded, torch.float32).expand(batch, -1, -1, -1)
+        build_s = time.perf_counter() - start
+        shared = transformer.attention_bias(ids, torch.float32)[:1].expand(batch, -1, -1, -1)
+        results: dict[str, Any] = {"batch": batch, "length": length,
+                                   "mask_mb": round(full.numel() * 4 / 2**20, 1),
+                                   "build_mask_s": round(build_s, 5)}
+        for name, mask in (("full_mask", full), ("broadcast_mask", shared), ("no_mask", None)):
+            timing = measure(
+                lambda m=mask: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+                warmup=1, min_reps=3, max_reps=20, budget_s=setup["budget"] / 2,
+            )
+            results[f"{name}_s"] = round(timing.best, 5)
+        results["kernel"] = _sdpa_kernel(q, k, v, full)
+        layers = text.num_hidden_layers
+        results["mask_cost_per_forward_s"] = round(
+            layers * (results["full_mask_s"] - results["no_mask_s"]) + build_s, 4
+        )
+    return results
+
+
+def _sdpa_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> str:
+    from torch.profiler import profile
+
+    with profile() as prof:
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    names = [event.key for event in prof.key_averages() if "attention" in event.key]
+    return ", ".join(sorted(set(names))) or "unknown"
+
+
+def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
+    setup = plan(settings)
+    setup["tiny"] = settings.tiny
+    result: dict[str, Any] = {"status": "ok", "load_average": load_average(), "vision": [],
+                              "text": [], "mix": []}
+    models: dict[str, JinaClipModel] = {}
+    for dtype in DTYPES:
+        model = load(settings, dtype)
+        models[dtype_name(dtype)] = model
+        result["vision"] += bench_vision(model, dtype, setup, ceiling)
+        result["text"] += bench_text(model, dtype, setup, ceiling)
+        result["mix"].append(bench_mix(model, dtype, setup, ceiling))
+    result["bf16_agreement"] = embedding_agreement(models["float32"], models["bfloat16"])
+    result["alibi_mask"] = alibi_mask_probe(models["float32"], setup)
+    result["bf16_speedup"] = _speedups(result)
+    result["load_average_end"] = load_average()
+    del models
+    return result
+
+
+def _speedups(result: dict[str, Any]) -> dict[str, float]:
+    """bf16 throughput over float32 throughput for each workload measured in both."""
+    out: dict[str, float] = {}
+    for key, label, rate in (("vision", "batch", "images_per_s"), ("text", None, "tokens_per_s")):
+        by: dict[tuple[Any, ...], dict[str, float]] = {}
+        for row in result[key]:
+            ident = (row["batch"],) if label else (row["batch"], row["length"])
+            by.setdefault(ident, {})[row["dtype"]] = row[rate]
+        for ident, rates in by.items():
+            if "float32" in rates and "bfloat16" in rates and rates["float32"]:
+                name = f"{key} " + " x ".join(str(part) for part in ident)
+                out[name] = round(rates["bfloat16"] / rates["float32"], 2)
+    mix = {row["dtype"]: row["tokens_per_s"] for row in result["mix"]}
+    if mix.get("float32"):
+        out["text mix"] = round(mix.get("bfloat16", float("nan")) / mix["float32"], 2)
+    return out

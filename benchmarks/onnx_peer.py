@@ -1,0 +1,215 @@
+"""The peer runtime: mrag's own towers exported to ONNX and run by onnxruntime.
+
+Each tower is exported with ``torch.onnx.export`` (dynamic batch, and dynamic length for text)
+from the same checkpoint mrag loads, then run by onnxruntime in float32 and, after dynamic int8
+quantisation of the weights (``onnxruntime.quantization.quantize_dynamic``), in int8. Exports are
+cached beside the checkpoint in the benchmark cache, keyed by the checkpoint's size and time.
+
+Needs the ``bench`` extra: ``pip install -e .[bench]`` (onnx, onnxruntime, onnxscript).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrag.model import JinaClipModel
+
+from .common import Settings, dtype_name, load_average, measure
+from .model_bench import random_ids
+
+
+class TextTowerForExport(nn.Module):
+    """``input_ids`` (batch, length) → unnormalised text features (batch, 768).
+
+    The tower picks a broadcast ALiBi bias when a batch has no padding; that choice depends on
+    the data, which a traced graph cannot hold. For export the bias is always built per
+    sequence, which is the same numbers (a broadcast bias equals its per-sequence copies).
+    """
+
+    def __init__(self, model: JinaClipModel) -> None:
+        super().__init__()
+        self.tower = model.text_model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.tower(input_ids)
+
+
+class VisionTowerForExport(nn.Module):
+    """``pixel_values`` (batch, 3, 224, 224) → unnormalised image features (batch, 768)."""
+
+    def __init__(self, model: JinaClipModel) -> None:
+        super().__init__()
+        self.tower = model.vision_model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.tower(pixel_values)
+
+
+def export_towers(model: JinaClipModel, folder: Path) -> dict[str, Path]:
+    """Export both towers of a float32 model to ``folder`` (text.onnx, vision.onnx)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vision = model.config.vision
+    text = model.config.text
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    length = torch.export.Dim("length", min=2, max=8192)
+    ids = random_ids(text.vocab_size, 2, 16)
+    ids[1, 10:] = text.pad_token_id
+    pixels = torch.randn(2, 3, vision.image_size, vision.image_size)
+    jobs = [
+        ("text", TextTowerForExport(model), (ids,), "input_ids", {0: batch, 1: length}),
+        ("vision", VisionTowerForExport(model), (pixels,), "pixel_values", {0: batch}),
+    ]
+    paths = {}
+    for name, module, example, input_name, dims in jobs:
+        path = folder / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.eval(),
+                example,
+                str(path),
+                input_names=[input_name],
+                output_names=["features"],
+                dynamic_shapes={input_name: dims},
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+        paths[name] = path
+    return paths
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantisation of the weights of every MatMul (activations quantised at run
+    time), the usual CPU recipe for transformer encoders."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm"])
+    return target
+
+
+def cached_exports(settings: Settings, model: JinaClipModel) -> tuple[dict[str, Path], float]:
+    """Exported (and quantised) towers for the benchmarked checkpoint; export once."""
+    import time
+
+    weights = settings.checkpoint_folder() / "model.safetensors"
+    stat = weights.stat()
+    key = {"weights": str(weights.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
+           "torch": torch.__version__}
+    folder = settings.cache_dir / "onnx" / settings.preset
+    stamp = folder / "source.json"
+    names = ("text", "vision", "text.int8", "vision.int8")
+    paths = {name: folder / f"{name}.onnx" for name in names}
+    if stamp.is_file() and json.loads(stamp.read_text()) == key and all(
+        path.is_file() for path in paths.values()
+    ):
+        return paths, 0.0
+    start = time.perf_counter()
+    print(f"  exporting both towers to ONNX in {folder} (once)", flush=True)
+    stamp.unlink(missing_ok=True)
+    export_towers(model, folder)
+    for name in ("text", "vision"):
+        quantize_int8(paths[name], paths[f"{name}.int8"])
+    stamp.write_text(json.dumps(key))
+    return paths, time.perf_counter() - start
+
+
+def session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def normalised(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    return array / np.linalg.norm(array, axis=-1, keepdims=True)
+
+
+def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return {"status": "skipped", "reason": f"onnxruntime not installed ({exc}); "
+                "pip install -e .[bench]"}
+    model = JinaClipModel.from_pretrained(settings.checkpoint_folder())
+    bf16 = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.bfloat16)
+    try:
+        paths, export_s = cached_exports(settings, model)
+    except Exception as exc:  # the exporter's failures are many and varied; report, don't crash
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        return {"status": "failed", "reason": f"ONNX export failed: {type(exc).__name__}: {first}"}
+    threads = torch.get_num_threads()
+    config = model.config
+    if settings.tiny:
+        image_batch, text_shape, budget = 2, (2, 64), 0.2
+    elif settings.quick:
+        image_batch, text_shape, budget = 8, (8, 256), 1.5
+    else:
+        image_batch, text_shape, budget = 8, (8, 512), 4.0
+    size = config.vision.image_size
+    pixels = torch.randn(image_batch, 3, size, size, generator=torch.Generator().manual_seed(11))
+    ids = random_ids(config.text.vocab_size, *text_shape, seed=11)
+    ids[-1, text_shape[1] // 2 :] = config.text.pad_token_id  # one padded row, as batches have
+    workloads = {
+        "vision": ("pixel_values", pixels, model.get_image_features, bf16.get_image_features,
+                   image_batch, "images_per_s"),
+        "text": ("input_ids", ids, model.get_text_features, bf16.get_text_features,
+                 int((ids != 0).sum()), "tokens_per_s"),
+    }
+    result: dict[str, Any] = {"status": "ok", "onnxruntime": ort.__version__,
+                              "export_s": round(export_s, 1), "threads": threads,
+                              "load_average": load_average(), "rows": []}
+    for tower, (input_name, tensor, ours, ours_bf16, units, unit_name) in workloads.items():
+        with torch.inference_mode():
+            reference = normalised(ours(tensor).float().numpy())
+            mrag_timing = measure(lambda t=tensor, f=ours: f(t), min_reps=2, budget_s=budget)
+            bf16_timing = measure(lambda t=tensor, f=ours_bf16: f(t), min_reps=2, budget_s=budget)
+        mrag_rate = units / mrag_timing.best
+        mrag_bf16_rate = units / bf16_timing.best
+        feed = {input_name: tensor.numpy()}
+        for variant in ("float32", "int8"):
+            key = tower if variant == "float32" else f"{tower}.int8"
+            try:
+                sess = session(paths[key], threads)
+                output = sess.run(None, feed)[0]
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                result["rows"].append({"tower": tower, "runtime": f"onnxruntime {variant}",
+                                       "status": "failed", "reason": reason})
+                continue
+            timing = measure(lambda s=sess, f=feed: s.run(None, f), min_reps=2, budget_s=budget)
+            rate = units / timing.best
+            deviation = float(np.abs(normalised(output) - reference).max())
+            row = {
+                "tower": tower,
+                "runtime": f"onnxruntime {variant}",
+                "status": "ok",
+                "workload": list(tensor.shape),
+                unit_name: round(rate, 2),
+                "mrag_float32_" + unit_name: round(mrag_rate, 2),
+                "mrag_bfloat16_" + unit_name: round(mrag_bf16_rate, 2),
+                "mrag_float32_over_peer": round(mrag_rate / rate, 3),
+                "mrag_bfloat16_over_peer": round(mrag_bf16_rate / rate, 3),
+                "max_abs_diff_normalised": deviation,
+                **timing.to_dict(),
+            }
+            result["rows"].append(row)
+            print(f"  peer {tower:6s} ORT {variant:7s}: {rate:8.2f} {unit_name} "
+                  f"(mrag fp32 {mrag_rate:.2f}, bf16 {mrag_bf16_rate:.2f}), "
+                  f"max |Δ| {deviation:.2e}", flush=True)
+            del sess
+    result["mrag_dtypes"] = [dtype_name(torch.float32), dtype_name(torch.bfloat16)]
+    return result

@@ -1,0 +1,95 @@
+"""Smoke test of the benchmark suite: it runs end to end on a tiny checkpoint and writes JSON.
+
+No timing is asserted: only that every section runs (or says why it was skipped) and that the
+JSON has the keys the tables and RESULTS.md are built from.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package
+
+from benchmarks import SECTIONS
+from benchmarks.run import main
+
+
+def _run(tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / "result.json"
+    markdown = tmp_path / "result.md"
+    code = main([
+        "--preset", "tiny", "--quick", "--cache-dir", str(tmp_path / "cache"),
+        "--corpus", "generated", "--json", str(out), "--markdown", str(markdown),
+        "--threads", "1", *extra,
+    ])
+    assert code == 0
+    assert markdown.read_text(encoding="utf-8").count("### ") >= 2
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--only", "ceiling,model,ingestion,query")
+    assert set(result) == {"meta", "sections", "targets"}
+    assert {"machine", "flops", "preset", "quick"} <= set(result["meta"])
+    assert result["meta"]["machine"]["torch_threads"] == 1
+    sections = result["sections"]
+    assert list(sections) == ["ceiling", "model", "ingestion", "query"]
+
+    ceiling = sections["ceiling"]
+    assert ceiling["status"] == "ok"
+    assert set(ceiling["dtypes"]) == {"float32", "bfloat16"}
+    assert all(value["gflops"] > 0 for value in ceiling["dtypes"].values())
+
+    model = sections["model"]
+    assert model["status"] == "ok"
+    assert {row["dtype"] for row in model["vision"]} == {"float32", "bfloat16"}
+    for row in model["vision"]:
+        assert {"batch", "images_per_s", "gflops", "ratio_to_ceiling"} <= set(row)
+    for row in model["text"]:
+        assert {"batch", "length", "tokens_per_s", "gflops", "ratio_to_ceiling"} <= set(row)
+    assert {"padding_waste", "tokens_per_s"} <= set(model["mix"][0])
+    assert model["bf16_agreement"]["text_max_abs_diff"] < 0.1
+    assert "kernel" in model["alibi_mask"]
+
+    ingestion = sections["ingestion"]
+    assert ingestion["status"] in ("ok", "skipped")
+    if ingestion["status"] == "ok":
+        assert ingestion["failed"] == 0
+        assert {"parse_decode", "tokenise", "model", "store", "other"} == set(
+            ingestion["phases_s"]
+        )
+        assert {"pages_per_s", "chunks_per_s", "images_per_s", "padding_waste",
+                "pipeline_overhead", "peak_rss_mb"} <= set(ingestion)
+
+    query = sections["query"]
+    assert query["status"] == "ok"
+    assert [row["points"] for row in query["rows"]] == [100, 300]
+    for row in query["rows"]:
+        assert {"total_p50_ms", "total_p95_ms", "total_p99_ms", "embed_p50_ms",
+                "search_p50_ms", "peak_rss_mb"} <= set(row)
+
+    assert all({"target", "goal", "value", "status"} <= set(t) for t in result["targets"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("onnxruntime", "onnxscript")),
+    reason="the peer section needs the bench extra (onnx, onnxruntime, onnxscript)",
+)
+def test_tiny_peer_section_exports_and_compares(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--only", "peer")
+    peer = result["sections"]["peer"]
+    assert peer["status"] == "ok", peer.get("reason")
+    float32 = [row for row in peer["rows"] if row["runtime"] == "onnxruntime float32"]
+    assert {row["tower"] for row in float32} == {"text", "vision"}
+    # The export is the same network: float32 onnxruntime agrees with mrag closely.
+    assert all(row["max_abs_diff_normalised"] < 1e-4 for row in float32)
+
+
+def test_sections_are_known() -> None:
+    assert SECTIONS == ("ceiling", "model", "peer", "ingestion", "query")

@@ -217,3 +217,22 @@ def test_padding_tokens_do_not_change_the_text_features(tiny_model: JinaClipMode
 def test_encode_text_rejects_non_strings(tiny_model: JinaClipModel) -> None:
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         tiny_model.encode_text(["ok", 3])  # type: ignore[list-item]
+
+
+def test_batch_plan_covers_every_text_once_and_keeps_padding_low() -> None:
+    from mrag.model.clip import MAX_PADDING, MIN_BATCH_TOKENS, batch_plan
+
+    rng = np.random.default_rng(3)
+    lengths = [int(n) for n in rng.integers(3, 513, size=500)] + [512] * 40 + [5] * 30
+    plan = batch_plan(lengths, 32)
+    assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+    assert all(1 <= len(batch) <= 32 for batch in plan)
+    for batch in plan:
+        real = sum(lengths[i] for i in batch)
+        padded = max(lengths[i] for i in batch) * len(batch) - real
+        if real - min(lengths[i] for i in batch) >= MIN_BATCH_TOKENS:
+            assert padded <= MAX_PADDING * real
+    total_real = sum(lengths)
+    total_padded = sum(max(lengths[i] for i in b) * len(b) for b in plan) - total_real
+    assert total_padded / total_real < 0.05
+    assert batch_plan([], 8) == []

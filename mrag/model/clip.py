@@ -217,14 +217,36 @@ class JinaClipModel(nn.Module):
         )
 
 
+#: A batch is closed early once adding the next (shorter) text would pad more than this share.
+MAX_PADDING = 0.10
+#: ...but not before it holds this many tokens: tiny batches waste more than padding does.
+MIN_BATCH_TOKENS = 512
+
+
 def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
 
-    Sorting by length keeps padding (and so wasted compute) small; callers restore input order.
+    Sorting by length keeps padding (wasted compute) small, and a batch also ends early when the
+    next text would push its padding past :data:`MAX_PADDING` of its real tokens. Callers
+    restore input order.
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     step = _check_batch_size(batch_size)
-    return [order[start : start + step] for start in range(0, len(order), step)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        if current:
+            longest = lengths[current[0]]
+            padding = longest * (len(current) + 1) - (real + lengths[index])
+            too_padded = padding > MAX_PADDING * (real + lengths[index])
+            if len(current) == step or (too_padded and real >= MIN_BATCH_TOKENS):
+                batches.append(current)
+                current, real = [], 0
+        current.append(index)
+        real += lengths[index]
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _check_batch_size(batch_size: int) -> int:

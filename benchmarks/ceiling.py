@@ -47,8 +47,9 @@ def gemm_gflops(m: int, k: int, n: int, dtype: torch.dtype, budget_s: float) -> 
     w = torch.randn(n, k, generator=generator).to(dtype)
     flop = 2.0 * m * k * n
     with torch.inference_mode():
-        timing = measure(lambda: F.linear(x, w), warmup=2, min_reps=5, max_reps=40,
-                         budget_s=budget_s)
+        timing = measure(
+            lambda: F.linear(x, w), warmup=2, min_reps=5, max_reps=40, budget_s=budget_s
+        )
     return {
         "shape": [m, k, n],
         "gflops_best": round(flop / timing.best / 1e9, 1),
@@ -75,8 +76,11 @@ def run(settings: Settings, config: JinaClipConfig) -> dict[str, Any]:
             row = gemm_gflops(m, k, n, dtype, budget)
             row["name"] = name
             rows.append(row)
-            print(f"  ceiling {dtype_name(dtype):8s} {name:14s} {m}x{k}x{n}: "
-                  f"{row['gflops_best']:.1f} GFLOP/s", flush=True)
+            print(
+                f"  ceiling {dtype_name(dtype):8s} {name:14s} {m}x{k}x{n}: "
+                f"{row['gflops_best']:.1f} GFLOP/s",
+                flush=True,
+            )
         result["dtypes"][dtype_name(dtype)] = {
             "gflops": max(row["gflops_best"] for row in rows),
             "shapes": rows,

@@ -67,8 +67,11 @@ class Timing:
         return statistics.median(self.times)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best_s": round(self.best, 6), "median_s": round(self.median, 6),
-                "reps": len(self.times)}
+        return {
+            "best_s": round(self.best, 6),
+            "median_s": round(self.median, 6),
+            "reps": len(self.times),
+        }
 
 
 def measure(

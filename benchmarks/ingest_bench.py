@@ -181,8 +181,10 @@ def run(settings: Settings) -> dict[str, Any]:
         "parser_peak_rss_mb": round(children_peak, 1),
         "load_average": load_before,
     }
-    print(f"  ingestion: {result['files']} files, {result['pages']} pages, {result['chunks']} "
-          f"chunks, {result['images']} images in {wall:.1f} s; phases {result['phases_s']}; "
-          f"padding {result['padding_waste']:.1%}; overhead {result['pipeline_overhead']:.1%}",
-          flush=True)
+    print(
+        f"  ingestion: {result['files']} files, {result['pages']} pages, {result['chunks']} "
+        f"chunks, {result['images']} images in {wall:.1f} s; phases {result['phases_s']}; "
+        f"padding {result['padding_waste']:.1%}; overhead {result['pipeline_overhead']:.1%}",
+        flush=True,
+    )
     return result

@@ -27,11 +27,21 @@ DTYPES = (torch.float32, torch.bfloat16)
 def plan(settings: Settings) -> dict[str, Any]:
     """Batch sizes and lengths for this run."""
     if settings.tiny:
-        return {"image_batches": (1, 2), "text": [(1, 32), (2, 32)], "mix": 8, "budget": 0.1,
-                "min_reps": 1}
+        return {
+            "image_batches": (1, 2),
+            "text": [(1, 32), (2, 32)],
+            "mix": 8,
+            "budget": 0.1,
+            "min_reps": 1,
+        }
     if settings.quick:
-        return {"image_batches": (1, 8), "text": [(8, 64), (8, 512)], "mix": 16, "budget": 1.0,
-                "min_reps": 1}
+        return {
+            "image_batches": (1, 8),
+            "text": [(8, 64), (8, 512)],
+            "mix": 16,
+            "budget": 1.0,
+            "min_reps": 1,
+        }
     text = [(batch, length) for length in (64, 256, 512) for batch in (1, 8, 32)]
     return {"image_batches": (1, 8, 32), "text": text, "mix": 96, "budget": 4.0, "min_reps": 2}
 
@@ -91,8 +101,11 @@ def bench_vision(
         generator = torch.Generator().manual_seed(batch)
         pixels = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
         with torch.inference_mode():
-            timing = measure(lambda p=pixels: model.get_image_features(p),
-                             min_reps=setup["min_reps"], budget_s=setup["budget"])
+            timing = measure(
+                lambda p=pixels: model.get_image_features(p),
+                min_reps=setup["min_reps"],
+                budget_s=setup["budget"],
+            )
         gflops = batch * flop / timing.best / 1e9
         row = {
             "dtype": dtype_name(dtype),
@@ -103,8 +116,11 @@ def bench_vision(
             **timing.to_dict(),
         }
         rows.append(row)
-        print(f"  vision {row['dtype']:8s} batch {batch:3d}: {row['images_per_s']:8.2f} img/s "
-              f"{row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}", flush=True)
+        print(
+            f"  vision {row['dtype']:8s} batch {batch:3d}: {row['images_per_s']:8.2f} img/s "
+            f"{row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}",
+            flush=True,
+        )
     return rows
 
 
@@ -116,8 +132,11 @@ def bench_text(
     for batch, length in setup["text"]:
         ids = random_ids(config.vocab_size, batch, length, seed=batch * 1000 + length)
         with torch.inference_mode():
-            timing = measure(lambda i=ids: model.get_text_features(i),
-                             min_reps=setup["min_reps"], budget_s=setup["budget"])
+            timing = measure(
+                lambda i=ids: model.get_text_features(i),
+                min_reps=setup["min_reps"],
+                budget_s=setup["budget"],
+            )
         gflops = text_flops(config, batch, length) / timing.best / 1e9
         row = {
             "dtype": dtype_name(dtype),
@@ -130,8 +149,11 @@ def bench_text(
             **timing.to_dict(),
         }
         rows.append(row)
-        print(f"  text   {row['dtype']:8s} {batch:3d} x {length:3d}: {row['tokens_per_s']:8.1f} "
-              f"tok/s {row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}", flush=True)
+        print(
+            f"  text   {row['dtype']:8s} {batch:3d} x {length:3d}: {row['tokens_per_s']:8.1f} "
+            f"tok/s {row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}",
+            flush=True,
+        )
     return rows
 
 
@@ -147,7 +169,7 @@ def bench_mix(
         longest = max(lengths[i] for i in batch)
         ids = random_ids(config.vocab_size, len(batch), longest, seed=index)
         for row, i in enumerate(batch):
-            ids[row, lengths[i]:] = config.pad_token_id
+            ids[row, lengths[i] :] = config.pad_token_id
         batches.append(ids)
 
     def run_all() -> None:
@@ -173,8 +195,11 @@ def bench_mix(
         "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
         **timing.to_dict(),
     }
-    print(f"  mix    {result['dtype']:8s} {len(lengths)} texts, mean {result['mean_length']} tok: "
-          f"{result['tokens_per_s']:8.1f} tok/s ratio {result['ratio_to_ceiling']}", flush=True)
+    print(
+        f"  mix    {result['dtype']:8s} {len(lengths)} texts, mean {result['mean_length']} tok: "
+        f"{result['tokens_per_s']:8.1f} tok/s ratio {result['ratio_to_ceiling']}",
+        flush=True,
+    )
     return result
 
 
@@ -223,13 +248,19 @@ def alibi_mask_probe(model: JinaClipModel, setup: dict[str, Any]) -> dict[str, A
         full = transformer.attention_bias(padded, torch.float32).expand(batch, -1, -1, -1)
         build_s = time.perf_counter() - start
         shared = transformer.attention_bias(ids, torch.float32)[:1].expand(batch, -1, -1, -1)
-        results: dict[str, Any] = {"batch": batch, "length": length,
-                                   "mask_mb": round(full.numel() * 4 / 2**20, 1),
-                                   "build_mask_s": round(build_s, 5)}
+        results: dict[str, Any] = {
+            "batch": batch,
+            "length": length,
+            "mask_mb": round(full.numel() * 4 / 2**20, 1),
+            "build_mask_s": round(build_s, 5),
+        }
         for name, mask in (("full_mask", full), ("broadcast_mask", shared), ("no_mask", None)):
             timing = measure(
                 lambda m=mask: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
-                warmup=1, min_reps=3, max_reps=20, budget_s=setup["budget"] / 2,
+                warmup=1,
+                min_reps=3,
+                max_reps=20,
+                budget_s=setup["budget"] / 2,
             )
             results[f"{name}_s"] = round(timing.best, 5)
         results["kernel"] = _sdpa_kernel(q, k, v, full)
@@ -252,8 +283,13 @@ def _sdpa_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
 def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
     setup = plan(settings)
     setup["tiny"] = settings.tiny
-    result: dict[str, Any] = {"status": "ok", "load_average": load_average(), "vision": [],
-                              "text": [], "mix": []}
+    result: dict[str, Any] = {
+        "status": "ok",
+        "load_average": load_average(),
+        "vision": [],
+        "text": [],
+        "mix": [],
+    }
     models: dict[str, JinaClipModel] = {}
     for dtype in DTYPES:
         model = load(settings, dtype)

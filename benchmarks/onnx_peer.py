@@ -91,8 +91,12 @@ def quantize_int8(source: Path, target: Path) -> Path:
     time), the usual CPU recipe for transformer encoders."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
     return target
 
 
@@ -102,14 +106,20 @@ def cached_exports(settings: Settings, model: JinaClipModel) -> tuple[dict[str, 
 
     weights = settings.checkpoint_folder() / "model.safetensors"
     stat = weights.stat()
-    key = {"weights": str(weights.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
-           "torch": torch.__version__}
+    key = {
+        "weights": str(weights.resolve()),
+        "size": stat.st_size,
+        "mtime": stat.st_mtime,
+        "torch": torch.__version__,
+    }
     folder = settings.cache_dir / "onnx" / settings.preset
     stamp = folder / "source.json"
     names = ("text", "vision", "text.int8", "vision.int8")
     paths = {name: folder / f"{name}.onnx" for name in names}
-    if stamp.is_file() and json.loads(stamp.read_text()) == key and all(
-        path.is_file() for path in paths.values()
+    if (
+        stamp.is_file()
+        and json.loads(stamp.read_text()) == key
+        and all(path.is_file() for path in paths.values())
     ):
         return paths, 0.0
     start = time.perf_counter()
@@ -142,8 +152,10 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        return {"status": "skipped", "reason": f"onnxruntime not installed ({exc}); "
-                "pip install -e .[bench]"}
+        return {
+            "status": "skipped",
+            "reason": f"onnxruntime not installed ({exc}); pip install -e .[bench]",
+        }
     model = JinaClipModel.from_pretrained(settings.checkpoint_folder())
     bf16 = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.bfloat16)
     try:
@@ -164,14 +176,31 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
     ids = random_ids(config.text.vocab_size, *text_shape, seed=11)
     ids[-1, text_shape[1] // 2 :] = config.text.pad_token_id  # one padded row, as batches have
     workloads = {
-        "vision": ("pixel_values", pixels, model.get_image_features, bf16.get_image_features,
-                   image_batch, "images_per_s"),
-        "text": ("input_ids", ids, model.get_text_features, bf16.get_text_features,
-                 int((ids != 0).sum()), "tokens_per_s"),
+        "vision": (
+            "pixel_values",
+            pixels,
+            model.get_image_features,
+            bf16.get_image_features,
+            image_batch,
+            "images_per_s",
+        ),
+        "text": (
+            "input_ids",
+            ids,
+            model.get_text_features,
+            bf16.get_text_features,
+            int((ids != 0).sum()),
+            "tokens_per_s",
+        ),
     }
-    result: dict[str, Any] = {"status": "ok", "onnxruntime": ort.__version__,
-                              "export_s": round(export_s, 1), "threads": threads,
-                              "load_average": load_average(), "rows": []}
+    result: dict[str, Any] = {
+        "status": "ok",
+        "onnxruntime": ort.__version__,
+        "export_s": round(export_s, 1),
+        "threads": threads,
+        "load_average": load_average(),
+        "rows": [],
+    }
     for tower, (input_name, tensor, ours, ours_bf16, units, unit_name) in workloads.items():
         with torch.inference_mode():
             reference = normalised(ours(tensor).float().numpy())
@@ -187,8 +216,14 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
                 output = sess.run(None, feed)[0]
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                result["rows"].append({"tower": tower, "runtime": f"onnxruntime {variant}",
-                                       "status": "failed", "reason": reason})
+                result["rows"].append(
+                    {
+                        "tower": tower,
+                        "runtime": f"onnxruntime {variant}",
+                        "status": "failed",
+                        "reason": reason,
+                    }
+                )
                 continue
             timing = measure(lambda s=sess, f=feed: s.run(None, f), min_reps=2, budget_s=budget)
             rate = units / timing.best
@@ -207,9 +242,12 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
                 **timing.to_dict(),
             }
             result["rows"].append(row)
-            print(f"  peer {tower:6s} ORT {variant:7s}: {rate:8.2f} {unit_name} "
-                  f"(mrag fp32 {mrag_rate:.2f}, bf16 {mrag_bf16_rate:.2f}), "
-                  f"max |Δ| {deviation:.2e}", flush=True)
+            print(
+                f"  peer {tower:6s} ORT {variant:7s}: {rate:8.2f} {unit_name} "
+                f"(mrag fp32 {mrag_rate:.2f}, bf16 {mrag_bf16_rate:.2f}), "
+                f"max |Δ| {deviation:.2e}",
+                flush=True,
+            )
             del sess
     result["mrag_dtypes"] = [dtype_name(torch.float32), dtype_name(torch.bfloat16)]
     return result

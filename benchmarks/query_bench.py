@@ -21,11 +21,18 @@ import numpy as np
 from .common import PeakRss, Settings, load_average, percentile
 
 QUERIES = [
-    "a red motorcycle", "wiring diagram of the pump", "annual budget table for 2015",
-    "a portrait of an astronaut with the flag", "how is the error rate measured",
-    "a cup of coffee on a saucer", "results of the training on the test data",
-    "map of the city center", "a rocket standing on a launchpad", "who signed the report",
-    "figure showing the network layers", "price of energy in the market",
+    "a red motorcycle",
+    "wiring diagram of the pump",
+    "annual budget table for 2015",
+    "a portrait of an astronaut with the flag",
+    "how is the error rate measured",
+    "a cup of coffee on a saucer",
+    "results of the training on the test data",
+    "map of the city center",
+    "a rocket standing on a launchpad",
+    "who signed the report",
+    "figure showing the network layers",
+    "price of energy in the market",
 ]
 
 
@@ -53,11 +60,19 @@ def fill(store: Any, count: int, dimension: int, start: int, seed: int) -> None:
         source = f"bench/doc{index // 50:05d}.pdf"
         payload = {
             "page_content": f"passage {index} of the benchmark store",
-            "metadata": {"modality": modality, "source": source, "page": index % 50 + 1,
-                         "pages": [index % 50 + 1], "content_hash": f"{index // 50:064x}"},
+            "metadata": {
+                "modality": modality,
+                "source": source,
+                "page": index % 50 + 1,
+                "pages": [index % 50 + 1],
+                "content_hash": f"{index // 50:064x}",
+            },
         }
-        points.append(models.PointStruct(id=point_id(source, modality, index),
-                                         vector=vector.tolist(), payload=payload))
+        points.append(
+            models.PointStruct(
+                id=point_id(source, modality, index), vector=vector.tolist(), payload=payload
+            )
+        )
     store.upsert(points)
 
 
@@ -90,8 +105,9 @@ def run(settings: Settings) -> dict[str, Any]:
     shm = Path("/dev/shm")
     where = str(shm) if shm.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="mrag-bench-query-", dir=where) as tmp:
-        store = Store.open(StoreSettings(path=str(Path(tmp) / "qdrant"), collection="bench"),
-                           dimension=dimension)
+        store = Store.open(
+            StoreSettings(path=str(Path(tmp) / "qdrant"), collection="bench"), dimension=dimension
+        )
         try:
             store.ensure_collection(dimension)
             filled = 0
@@ -102,8 +118,9 @@ def run(settings: Settings) -> dict[str, Any]:
                 filled = count
                 retriever = None
                 if retriever_cls is not None:
-                    retriever = retriever_cls(client=store.client, collection=store.collection,
-                                              embeddings=embeddings, k=8)
+                    retriever = retriever_cls(
+                        client=store.client, collection=store.collection, embeddings=embeddings, k=8
+                    )
                 embed_times, search_times, total_times = [], [], []
                 with PeakRss() as peak, torch.inference_mode():
                     embed_query("warm up the model")
@@ -119,16 +136,27 @@ def run(settings: Settings) -> dict[str, Any]:
                         embed_times.append(t1 - t0)
                         search_times.append(t2 - t1)
                         total_times.append(t2 - t0)
-                row = {"points": count, "fill_s": round(fill_s, 2), "queries": len(texts),
-                       "peak_rss_mb": round(peak.peak_mb, 1), "load_average": load_average()}
-                for name, values in (("total", total_times), ("embed", embed_times),
-                                     ("search", search_times)):
+                row = {
+                    "points": count,
+                    "fill_s": round(fill_s, 2),
+                    "queries": len(texts),
+                    "peak_rss_mb": round(peak.peak_mb, 1),
+                    "load_average": load_average(),
+                }
+                for name, values in (
+                    ("total", total_times),
+                    ("embed", embed_times),
+                    ("search", search_times),
+                ):
                     for q in (50, 95, 99):
                         row[f"{name}_p{q}_ms"] = round(percentile(values, q) * 1000, 2)
                 rows.append(row)
-                print(f"  query {count:6d} points: p50 {row['total_p50_ms']:.1f} ms "
-                      f"(embed {row['embed_p50_ms']:.1f} + search {row['search_p50_ms']:.1f}), "
-                      f"p95 {row['total_p95_ms']:.1f}, p99 {row['total_p99_ms']:.1f}", flush=True)
+                print(
+                    f"  query {count:6d} points: p50 {row['total_p50_ms']:.1f} ms "
+                    f"(embed {row['embed_p50_ms']:.1f} + search {row['search_p50_ms']:.1f}), "
+                    f"p95 {row['total_p95_ms']:.1f}, p99 {row['total_p99_ms']:.1f}",
+                    flush=True,
+                )
         finally:
             store.close()
     store_kind = "embedded Qdrant (local mode, files on a RAM disk)"

@@ -22,53 +22,94 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(name: str, goal: str, value: Any, met: bool | None, note: str = "") -> None:
-        out.append({"target": name, "goal": goal, "value": value,
-                    "status": "not measured" if met is None else ("met" if met else "missed"),
-                    "note": note})
+        out.append(
+            {
+                "target": name,
+                "goal": goal,
+                "value": value,
+                "status": "not measured" if met is None else ("met" if met else "missed"),
+                "note": note,
+            }
+        )
 
     model = sections.get("model")
     if _ok(model):
         vision = _find(model["vision"], dtype="float32", batch=8)
         ratio = vision and vision["ratio_to_ceiling"]
-        add("vision fp32 batch 8 vs GEMM ceiling", ">= 85%", ratio,
-            None if ratio is None else ratio >= 0.85)
+        add(
+            "vision fp32 batch 8 vs GEMM ceiling",
+            ">= 85%",
+            ratio,
+            None if ratio is None else ratio >= 0.85,
+        )
         text = _find(model["text"], dtype="float32", batch=8, length=512)
         ratio = text and text["ratio_to_ceiling"]
-        add("text fp32 8 x 512 vs GEMM ceiling", ">= 80%", ratio,
-            None if ratio is None else ratio >= 0.80)
+        add(
+            "text fp32 8 x 512 vs GEMM ceiling",
+            ">= 80%",
+            ratio,
+            None if ratio is None else ratio >= 0.80,
+        )
         speed = model.get("bf16_speedup", {})
-        picks = {key: value for key, value in speed.items()
-                 if key in ("vision 8", "text 8 x 512", "text mix")}
+        picks = {
+            key: value
+            for key, value in speed.items()
+            if key in ("vision 8", "text 8 x 512", "text mix")
+        }
         worst = min(picks.values()) if picks else None
-        add("bf16 throughput over fp32", ">= 3x", picks or None,
-            None if worst is None else worst >= 3.0)
+        add(
+            "bf16 throughput over fp32",
+            ">= 3x",
+            picks or None,
+            None if worst is None else worst >= 3.0,
+        )
         agreement = model.get("bf16_agreement", {})
         diff = max(agreement.get("image_max_abs_diff", 0), agreement.get("text_max_abs_diff", 0))
-        add("bf16 normalised embeddings vs fp32", "max |diff| <= 1e-2",
-            f"{diff:.2e}" if agreement else None, (diff <= 1e-2) if agreement else None)
+        add(
+            "bf16 normalised embeddings vs fp32",
+            "max |diff| <= 1e-2",
+            f"{diff:.2e}" if agreement else None,
+            (diff <= 1e-2) if agreement else None,
+        )
     else:
         add("model targets", "", None, None, "model section did not run")
     ingestion = sections.get("ingestion")
     if _ok(ingestion):
-        add("padding waste (ingestion)", "<= 10%", ingestion["padding_waste"],
-            ingestion["padding_waste"] <= 0.10)
-        add("pipeline overhead (ingestion)", "<= 10% of wall", ingestion["pipeline_overhead"],
-            ingestion["pipeline_overhead"] <= 0.10)
+        add(
+            "padding waste (ingestion)",
+            "<= 10%",
+            ingestion["padding_waste"],
+            ingestion["padding_waste"] <= 0.10,
+        )
+        add(
+            "pipeline overhead (ingestion)",
+            "<= 10% of wall",
+            ingestion["pipeline_overhead"],
+            ingestion["pipeline_overhead"] <= 0.10,
+        )
     else:
         reason = (ingestion or {}).get("reason", "not run")
         add("padding waste / pipeline overhead", "<= 10%", None, None, reason)
     query = sections.get("query")
     row = _find(query["rows"], points=10000) if _ok(query) else None
-    add("query p50 at 10k points", "<= 50 ms", row and row["total_p50_ms"],
-        None if row is None else row["total_p50_ms"] <= 50.0)
+    add(
+        "query p50 at 10k points",
+        "<= 50 ms",
+        row and row["total_p50_ms"],
+        None if row is None else row["total_p50_ms"] <= 50.0,
+    )
     peer = sections.get("peer")
     if _ok(peer):
         for tower in ("vision", "text"):
             row = _find(peer["rows"], tower=tower, runtime="onnxruntime float32", status="ok")
             if row is None:
                 continue
-            add(f"{tower}: mrag fp32 vs onnxruntime fp32", ">= 1.0x",
-                row["mrag_float32_over_peer"], row["mrag_float32_over_peer"] >= 1.0)
+            add(
+                f"{tower}: mrag fp32 vs onnxruntime fp32",
+                ">= 1.0x",
+                row["mrag_float32_over_peer"],
+                row["mrag_float32_over_peer"] >= 1.0,
+            )
             int8 = _find(peer["rows"], tower=tower, runtime="onnxruntime int8", status="ok")
             best_ours = max(row["mrag_float32_over_peer"], row["mrag_bfloat16_over_peer"])
             if int8 is not None:
@@ -76,11 +117,14 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 ours = max(int8["mrag_float32_" + unit], int8["mrag_bfloat16_" + unit])
                 best_peer = max(row[unit], int8[unit])
                 best_ours = ours / best_peer
-            add(f"{tower}: mrag best path vs onnxruntime best path", ">= 1.0x",
-                round(best_ours, 3), best_ours >= 1.0)
+            add(
+                f"{tower}: mrag best path vs onnxruntime best path",
+                ">= 1.0x",
+                round(best_ours, 3),
+                best_ours >= 1.0,
+            )
     else:
-        add("as fast as onnxruntime", ">= 1.0x", None, None,
-            (peer or {}).get("reason", "not run"))
+        add("as fast as onnxruntime", ">= 1.0x", None, None, (peer or {}).get("reason", "not run"))
     return out
 
 
@@ -97,10 +141,13 @@ def _fmt(value: Any) -> str:
 def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     """A Markdown table (also readable as plain text)."""
     cells = [[_fmt(cell) for cell in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     for row in cells:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
     return lines
@@ -126,26 +173,55 @@ def render(result: dict[str, Any]) -> str:
         rows = []
         for dtype, data in ceiling["dtypes"].items():
             for shape in data["shapes"]:
-                rows.append([dtype, shape["name"], "x".join(map(str, shape["shape"])),
-                             shape["gflops_best"], shape["gflops_median"]])
+                rows.append(
+                    [
+                        dtype,
+                        shape["name"],
+                        "x".join(map(str, shape["shape"])),
+                        shape["gflops_best"],
+                        shape["gflops_median"],
+                    ]
+                )
         lines += table(["dtype", "layer", "M x K x N", "GFLOP/s best", "GFLOP/s median"], rows)
-        lines += ["", "Ceiling: " + ", ".join(f"{d} {v['gflops']} GFLOP/s"
-                                              for d, v in ceiling["dtypes"].items())
-                  + f" (bf16/fp32 {ceiling['bf16_over_fp32']}x)", ""]
+        lines += [
+            "",
+            "Ceiling: "
+            + ", ".join(f"{d} {v['gflops']} GFLOP/s" for d, v in ceiling["dtypes"].items())
+            + f" (bf16/fp32 {ceiling['bf16_over_fp32']}x)",
+            "",
+        ]
     model = sections.get("model")
     if _ok(model):
         lines += ["### Model (best of several runs)", ""]
-        rows = [[r["dtype"], r["batch"], r["images_per_s"], r["gflops"],
-                 _pct(r["ratio_to_ceiling"])] for r in model["vision"]]
+        rows = [
+            [r["dtype"], r["batch"], r["images_per_s"], r["gflops"], _pct(r["ratio_to_ceiling"])]
+            for r in model["vision"]
+        ]
         lines += table(["vision dtype", "batch", "images/s", "GFLOP/s", "of ceiling"], rows)
         lines.append("")
-        rows = [[r["dtype"], r["batch"], r["length"], r["tokens_per_s"], r["gflops"],
-                 _pct(r["ratio_to_ceiling"])] for r in model["text"]]
-        rows += [[r["dtype"], f"mix of {r['texts']}", f"mean {r['mean_length']}",
-                  r["tokens_per_s"], r["gflops"], _pct(r["ratio_to_ceiling"])]
-                 for r in model["mix"]]
-        lines += table(["text dtype", "batch", "length", "tokens/s", "GFLOP/s", "of ceiling"],
-                       rows)
+        rows = [
+            [
+                r["dtype"],
+                r["batch"],
+                r["length"],
+                r["tokens_per_s"],
+                r["gflops"],
+                _pct(r["ratio_to_ceiling"]),
+            ]
+            for r in model["text"]
+        ]
+        rows += [
+            [
+                r["dtype"],
+                f"mix of {r['texts']}",
+                f"mean {r['mean_length']}",
+                r["tokens_per_s"],
+                r["gflops"],
+                _pct(r["ratio_to_ceiling"]),
+            ]
+            for r in model["mix"]
+        ]
+        lines += table(["text dtype", "batch", "length", "tokens/s", "GFLOP/s", "of ceiling"], rows)
         lines.append("")
         lines.append("bf16 over fp32: " + _fmt(model["bf16_speedup"]))
         lines.append("bf16 vs fp32 normalised embeddings: " + _fmt(model["bf16_agreement"]))
@@ -157,7 +233,8 @@ def render(result: dict[str, Any]) -> str:
                 f"full mask, {mask['broadcast_mask_s'] * 1000:.1f} ms broadcast over the batch, "
                 f"{mask['no_mask_s'] * 1000:.1f} ms unmasked; building it "
                 f"{mask['build_mask_s'] * 1000:.1f} ms; cost per forward about "
-                f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms")
+                f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms"
+            )
         lines.append("")
     peer = sections.get("peer")
     if peer:
@@ -169,11 +246,29 @@ def render(result: dict[str, Any]) -> str:
                     rows.append([r["tower"], r["runtime"], "failed", "-", "-", "-", r["reason"]])
                     continue
                 unit = "images_per_s" if r["tower"] == "vision" else "tokens_per_s"
-                rows.append([r["tower"], r["runtime"], "x".join(map(str, r["workload"])),
-                             r[unit], r["mrag_float32_" + unit], r["mrag_bfloat16_" + unit],
-                             f"{r['max_abs_diff_normalised']:.2e}"])
-            lines += table(["tower", "runtime", "input", "peer rate", "mrag fp32", "mrag bf16",
-                            "max |diff| vs mrag fp32"], rows)
+                rows.append(
+                    [
+                        r["tower"],
+                        r["runtime"],
+                        "x".join(map(str, r["workload"])),
+                        r[unit],
+                        r["mrag_float32_" + unit],
+                        r["mrag_bfloat16_" + unit],
+                        f"{r['max_abs_diff_normalised']:.2e}",
+                    ]
+                )
+            lines += table(
+                [
+                    "tower",
+                    "runtime",
+                    "input",
+                    "peer rate",
+                    "mrag fp32",
+                    "mrag bf16",
+                    "max |diff| vs mrag fp32",
+                ],
+                rows,
+            )
             lines += ["", "(rates: images/s for vision, tokens/s for text)"]
         else:
             lines.append(f"{peer['status']}: {peer.get('reason')}")
@@ -183,14 +278,46 @@ def render(result: dict[str, Any]) -> str:
         lines += ["### Ingestion (mrag.ingest end to end, fp32)", ""]
         if _ok(ingestion):
             i = ingestion
-            rows = [[i["documents"], i["files"], i["pages"], i["chunks"], i["images"],
-                     i["wall_s"], i["pages_per_s"], i["chunks_per_s"], i["images_per_s"],
-                     _pct(i["padding_waste"]), _pct(i["pipeline_overhead"]), i["peak_rss_mb"]]]
-            lines += table(["documents", "files", "pages", "chunks", "images", "wall s",
-                            "pages/s", "chunks/s", "images/s", "padding", "overhead",
-                            "peak RSS MB"], rows)
-            lines += ["", "Phases (s): " + _fmt(i["phases_s"]) + "; shares: "
-                      + ", ".join(f"{k} {_pct(v)}" for k, v in i["phase_share"].items())]
+            rows = [
+                [
+                    i["documents"],
+                    i["files"],
+                    i["pages"],
+                    i["chunks"],
+                    i["images"],
+                    i["wall_s"],
+                    i["pages_per_s"],
+                    i["chunks_per_s"],
+                    i["images_per_s"],
+                    _pct(i["padding_waste"]),
+                    _pct(i["pipeline_overhead"]),
+                    i["peak_rss_mb"],
+                ]
+            ]
+            lines += table(
+                [
+                    "documents",
+                    "files",
+                    "pages",
+                    "chunks",
+                    "images",
+                    "wall s",
+                    "pages/s",
+                    "chunks/s",
+                    "images/s",
+                    "padding",
+                    "overhead",
+                    "peak RSS MB",
+                ],
+                rows,
+            )
+            lines += [
+                "",
+                "Phases (s): "
+                + _fmt(i["phases_s"])
+                + "; shares: "
+                + ", ".join(f"{k} {_pct(v)}" for k, v in i["phase_share"].items()),
+            ]
             if i["failed"]:
                 lines.append(f"{i['failed']} file(s) failed: " + "; ".join(i["failures"][:3]))
         else:
@@ -200,11 +327,32 @@ def render(result: dict[str, Any]) -> str:
     if query:
         lines += ["### Query latency", ""]
         if _ok(query):
-            rows = [[r["points"], r["total_p50_ms"], r["total_p95_ms"], r["total_p99_ms"],
-                     r["embed_p50_ms"], r["search_p50_ms"], r["search_p95_ms"],
-                     r["peak_rss_mb"]] for r in query["rows"]]
-            lines += table(["points", "p50 ms", "p95 ms", "p99 ms", "embed p50", "search p50",
-                            "search p95", "peak RSS MB"], rows)
+            rows = [
+                [
+                    r["points"],
+                    r["total_p50_ms"],
+                    r["total_p95_ms"],
+                    r["total_p99_ms"],
+                    r["embed_p50_ms"],
+                    r["search_p50_ms"],
+                    r["search_p95_ms"],
+                    r["peak_rss_mb"],
+                ]
+                for r in query["rows"]
+            ]
+            lines += table(
+                [
+                    "points",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "embed p50",
+                    "search p50",
+                    "search p95",
+                    "peak RSS MB",
+                ],
+                rows,
+            )
             lines += ["", f"Search: {query['search']}; store: {query['store']}."]
         else:
             lines.append(f"{query['status']}: {query.get('reason')}")
@@ -213,9 +361,10 @@ def render(result: dict[str, Any]) -> str:
         if section and section.get("status") == "failed":
             lines.append(f"Section {name} failed: {section.get('reason')}")
     lines += ["### Targets", ""]
-    lines += table(["target", "goal", "measured", "status", "note"],
-                   [[t["target"], t["goal"], t["value"], t["status"], t["note"]]
-                    for t in result["targets"]])
+    lines += table(
+        ["target", "goal", "measured", "status", "note"],
+        [[t["target"], t["goal"], t["value"], t["status"], t["note"]] for t in result["targets"]],
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -31,17 +31,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark mrag against the machine's GEMM ceiling and onnxruntime.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (~3 min)")
-    parser.add_argument("--only", action="append", metavar="SECTION",
-                        help=f"run only these sections (repeat or comma-separate): "
-                             f"{', '.join(SECTIONS)}")
-    parser.add_argument("--preset", choices=("full", "tiny"), default="full",
-                        help="random checkpoint size (tiny: a seconds-long smoke run)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SECTION",
+        help=f"run only these sections (repeat or comma-separate): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("full", "tiny"),
+        default="full",
+        help="random checkpoint size (tiny: a seconds-long smoke run)",
+    )
     parser.add_argument("--checkpoint", type=Path, help="benchmark this checkpoint folder instead")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
-                        help=f"where the random checkpoint and ONNX exports live "
-                             f"(default {DEFAULT_CACHE})")
-    parser.add_argument("--corpus", help="corpus folder with pdf/INDEX.csv, or 'generated' "
-                        "(default ../shared/corpus when present, else generated documents)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where the random checkpoint and ONNX exports live (default {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--corpus",
+        help="corpus folder with pdf/INDEX.csv, or 'generated' "
+        "(default ../shared/corpus when present, else generated documents)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--points", help="query section store sizes, e.g. 1000,10000,50000")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
@@ -55,8 +68,9 @@ def selected(only: Sequence[str] | None) -> list[str]:
     names = [name.strip() for item in only for name in item.split(",") if name.strip()]
     unknown = [name for name in names if name not in SECTIONS]
     if unknown:
-        raise SystemExit(f"unknown section(s): {', '.join(unknown)}; choose from "
-                         f"{', '.join(SECTIONS)}")
+        raise SystemExit(
+            f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+        )
     return [name for name in SECTIONS if name in names]
 
 
@@ -108,9 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     points = tuple(int(p) for p in args.points.split(",")) if args.points else None
-    settings = Settings(preset=args.preset, quick=args.quick, checkpoint=args.checkpoint,
-                        cache_dir=args.cache_dir, corpus=args.corpus, threads=args.threads,
-                        points=points)
+    settings = Settings(
+        preset=args.preset,
+        quick=args.quick,
+        checkpoint=args.checkpoint,
+        cache_dir=args.cache_dir,
+        corpus=args.corpus,
+        threads=args.threads,
+        points=points,
+    )
     result = run(settings, selected(args.only))
     text = render(result)
     print()

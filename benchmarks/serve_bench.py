@@ -41,11 +41,48 @@ from mrag.model import JinaClipModel
 from mrag.testing import write_random_checkpoint
 
 WORDS = [
-    "the", "model", "embeds", "text", "and", "images", "into", "one", "space", "so", "that", "a",
-    "query", "finds", "passages", "and", "figures", "alike", "search", "retrieval", "chart",
-    "table", "report", "revenue", "cost", "photo", "rocket", "cat", "dog", "city", "water",
-    "energy", "power", "network", "layer", "training", "accuracy", "result", "method", "system",
-    "data", "value",
+    "the",
+    "model",
+    "embeds",
+    "text",
+    "and",
+    "images",
+    "into",
+    "one",
+    "space",
+    "so",
+    "that",
+    "a",
+    "query",
+    "finds",
+    "passages",
+    "and",
+    "figures",
+    "alike",
+    "search",
+    "retrieval",
+    "chart",
+    "table",
+    "report",
+    "revenue",
+    "cost",
+    "photo",
+    "rocket",
+    "cat",
+    "dog",
+    "city",
+    "water",
+    "energy",
+    "power",
+    "network",
+    "layer",
+    "training",
+    "accuracy",
+    "result",
+    "method",
+    "system",
+    "data",
+    "value",
 ]
 
 
@@ -112,10 +149,22 @@ def free_port() -> int:
 
 def start_server(folder: Path, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "mrag", "serve", "--model", str(folder), "--port", str(port),
-        "--log-level", "warning", "--batch-size", str(args.batch_size),
-        "--batch-wait-ms", str(args.batch_wait_ms),
-        "--qdrant-path", str(log.parent / "qdrant"),
+        sys.executable,
+        "-m",
+        "mrag",
+        "serve",
+        "--model",
+        str(folder),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--batch-size",
+        str(args.batch_size),
+        "--batch-wait-ms",
+        str(args.batch_wait_ms),
+        "--qdrant-path",
+        str(log.parent / "qdrant"),
     ]
     env = {key: value for key, value in os.environ.items() if key != "MRAG_API_KEY"}
     if args.threads:
@@ -166,10 +215,12 @@ async def load(
                     errors += 1
 
         # Warm-up: one request per connection, not measured.
-        await asyncio.gather(*(
-            session.post("/v1/embeddings", json={"model": "jina-clip-v1", "input": texts[:1]})
-            for _ in range(clients)
-        ))
+        await asyncio.gather(
+            *(
+                session.post("/v1/embeddings", json={"model": "jina-clip-v1", "input": texts[:1]})
+                for _ in range(clients)
+            )
+        )
         before = (await session.get("/healthz")).json()
         started = time.perf_counter()
         await asyncio.gather(*(client(seed) for seed in range(clients)))
@@ -195,21 +246,40 @@ async def load(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", metavar="DIR", help="checkpoint folder to serve")
-    parser.add_argument("--preset", choices=["tiny", "full"], default="tiny",
-                        help="random checkpoint written when --checkpoint is not given")
+    parser.add_argument(
+        "--preset",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="random checkpoint written when --checkpoint is not given",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--inputs-per-request", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="time budget per concurrency level (default %(default)s)")
-    parser.add_argument("--max-requests", type=int, default=2000,
-                        help="request cap per concurrency level (default %(default)s)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="time budget per concurrency level (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=2000,
+        help="request cap per concurrency level (default %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--start-timeout", type=float, default=300.0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the baseline and the server (default: torch's)")
-    parser.add_argument("--output", metavar="JSON", help="where to write the results "
-                        "(default: mrag-serve-bench.json in the temp folder)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the baseline and the server (default: torch's)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="JSON",
+        help="where to write the results (default: mrag-serve-bench.json in the temp folder)",
+    )
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -229,39 +299,63 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for clients in args.concurrency:
             print(f"  {clients} client(s) ...", file=sys.stderr)
-            rows.append(asyncio.run(load(
-                f"http://127.0.0.1:{port}", clients, texts, args.inputs_per_request,
-                args.seconds, args.max_requests,
-            )))
+            rows.append(
+                asyncio.run(
+                    load(
+                        f"http://127.0.0.1:{port}",
+                        clients,
+                        texts,
+                        args.inputs_per_request,
+                        args.seconds,
+                        args.max_requests,
+                    )
+                )
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
 
     batched = baseline["batch32_inputs_per_s"]
     print()
-    print(f"model: {folder}  |  torch threads: {torch.get_num_threads()}  |  "
-          f"cpus: {os.cpu_count()}  |  inputs/request: {args.inputs_per_request}")
-    print(f"in-process: batch 32 {batched:8.1f} inputs/s   batch 1 "
-          f"{baseline['batch1_inputs_per_s']:8.1f} inputs/s")
-    header = (f"{'clients':>7}  {'requests':>8}  {'inputs/s':>9}  {'vs batch32':>10}  "
-              f"{'p50 ms':>8}  {'p99 ms':>8}  {'mean batch':>10}  {'errors':>6}")
+    print(
+        f"model: {folder}  |  torch threads: {torch.get_num_threads()}  |  "
+        f"cpus: {os.cpu_count()}  |  inputs/request: {args.inputs_per_request}"
+    )
+    print(
+        f"in-process: batch 32 {batched:8.1f} inputs/s   batch 1 "
+        f"{baseline['batch1_inputs_per_s']:8.1f} inputs/s"
+    )
+    header = (
+        f"{'clients':>7}  {'requests':>8}  {'inputs/s':>9}  {'vs batch32':>10}  "
+        f"{'p50 ms':>8}  {'p99 ms':>8}  {'mean batch':>10}  {'errors':>6}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         row["fraction_of_batch32"] = row["inputs_per_s"] / batched if batched else 0.0
-        print(f"{row['clients']:>7}  {row['requests']:>8}  {row['inputs_per_s']:>9.1f}  "
-              f"{row['fraction_of_batch32']:>9.0%}  {row['p50_ms']:>8.1f}  {row['p99_ms']:>8.1f}  "
-              f"{row['mean_batch_size']:>10.2f}  {row['errors']:>6}")
+        print(
+            f"{row['clients']:>7}  {row['requests']:>8}  {row['inputs_per_s']:>9.1f}  "
+            f"{row['fraction_of_batch32']:>9.0%}  {row['p50_ms']:>8.1f}  {row['p99_ms']:>8.1f}  "
+            f"{row['mean_batch_size']:>10.2f}  {row['errors']:>6}"
+        )
 
     output = Path(args.output or Path(tempfile.gettempdir()) / "mrag-serve-bench.json")
     result = {
         "checkpoint": str(folder),
         "preset": None if args.checkpoint else args.preset,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__},
-        "settings": {"inputs_per_request": args.inputs_per_request, "seconds": args.seconds,
-                     "max_requests": args.max_requests, "batch_size": args.batch_size,
-                     "batch_wait_ms": args.batch_wait_ms},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "settings": {
+            "inputs_per_request": args.inputs_per_request,
+            "seconds": args.seconds,
+            "max_requests": args.max_requests,
+            "batch_size": args.batch_size,
+            "batch_wait_ms": args.batch_wait_ms,
+        },
         "in_process": baseline,
         "server": rows,
         "median_text_words": statistics.median(len(text.split()) for text in texts),

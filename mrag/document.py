@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -91,6 +92,17 @@ class ExtractionLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images_per_document: int = 500
     time_budget_s: float = 300.0
+
+
+def read_source(path: Path) -> bytes:
+    """The bytes of a source file; :class:`ExtractionError` if unreadable or empty."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExtractionError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise ExtractionError(f"{path}: 0-byte file")
+    return data
 
 
 def image_content_hash(image: Image.Image) -> str:

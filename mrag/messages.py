@@ -79,8 +79,11 @@ def image_block(
     if shrunk is None:
         return None
     mime_type, data = shrunk
-    return {"type": "image", "base64": base64.b64encode(data).decode("ascii"),
-            "mime_type": mime_type}
+    return {
+        "type": "image",
+        "base64": base64.b64encode(data).decode("ascii"),
+        "mime_type": mime_type,
+    }
 
 
 def describe(document: Document, number: int) -> str:
@@ -157,8 +160,12 @@ def rag_prompt(
         if "question" not in inputs or "documents" not in inputs:
             raise KeyError("rag_prompt expects a mapping with 'question' and 'documents'")
         messages = build_messages(
-            str(inputs["question"]), list(inputs["documents"]), system=system,
-            max_images=max_images, max_side=max_side, max_bytes=max_bytes,
+            str(inputs["question"]),
+            list(inputs["documents"]),
+            system=system,
+            max_images=max_images,
+            max_side=max_side,
+            max_bytes=max_bytes,
         )
         return ChatPromptValue(messages=messages)
 

@@ -143,7 +143,7 @@ class Pipeline:
         checks = [
             (self.chunking.max_tokens >= 8, "chunking.max_tokens must be at least 8"),
             (self.chunking.max_tokens <= 8192, "chunking.max_tokens must be at most 8192"),
-            (0 <= self.chunking.overlap_tokens, "chunking.overlap_tokens must not be negative"),
+            (self.chunking.overlap_tokens >= 0, "chunking.overlap_tokens must not be negative"),
             (self.images.min_side >= 0, "images.min_side must not be negative"),
             (self.images.max_aspect >= 1, "images.max_aspect must be at least 1"),
             (self.limits.max_pages >= 1, "limits.max_pages must be at least 1"),

@@ -51,8 +51,17 @@ MODALITIES: tuple[str, ...] = ("text", "image")
 DOC_ID_KEY = "doc_id"
 
 _OVERRIDABLE = frozenset(
-    {"k", "text_k", "image_k", "image_share", "fusion", "rrf_k", "modality_weights",
-     "score_threshold", "filter"}
+    {
+        "k",
+        "text_k",
+        "image_k",
+        "image_share",
+        "fusion",
+        "rrf_k",
+        "modality_weights",
+        "score_threshold",
+        "filter",
+    }
 )
 
 
@@ -263,8 +272,12 @@ class MultimodalRetriever(BaseRetriever):
         cls, settings: StoreSettings, embeddings: Embeddings, **kwargs: Any
     ) -> MultimodalRetriever:
         """A retriever on the store described by ``settings`` (see ``StoreSettings.from_env``)."""
-        return cls(client=open_client(settings), collection=settings.collection,
-                   embeddings=embeddings, **kwargs)
+        return cls(
+            client=open_client(settings),
+            collection=settings.collection,
+            embeddings=embeddings,
+            **kwargs,
+        )
 
     # -- searching -------------------------------------------------------------------------------
 
@@ -289,8 +302,11 @@ class MultimodalRetriever(BaseRetriever):
         """
         options = self._options(overrides)
         settings = FusionSettings(
-            k=int(options["k"]), fusion=options["fusion"], rrf_k=int(options["rrf_k"]),
-            text_k=options["text_k"], image_k=options["image_k"],
+            k=int(options["k"]),
+            fusion=options["fusion"],
+            rrf_k=int(options["rrf_k"]),
+            text_k=options["text_k"],
+            image_k=options["image_k"],
             image_share=float(options["image_share"]),
             modality_weights=options["modality_weights"],
         )

@@ -73,9 +73,9 @@ def find_files(
                 for filename in sorted(filenames):
                     file = Path(folder) / filename
                     relative = file.relative_to(path).as_posix()
-                    if matches(relative, include) and not matches(relative, exclude):
-                        if file.is_file():
-                            found[file] = None
+                    wanted = matches(relative, include) and not matches(relative, exclude)
+                    if wanted and file.is_file():
+                        found[file] = None
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return sorted(found, key=lambda p: p.as_posix())

@@ -119,8 +119,9 @@ class MragVectorStore(VectorStore):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def _write(self, vectors: Sequence[Sequence[float]], payloads: list[dict[str, Any]],
-               ids: list[str]) -> list[str]:
+    def _write(
+        self, vectors: Sequence[Sequence[float]], payloads: list[dict[str, Any]], ids: list[str]
+    ) -> list[str]:
         if not vectors:
             return []
         self._store.ensure_collection(len(vectors[0]))
@@ -251,8 +252,12 @@ class MragVectorStore(VectorStore):
         if k <= 0 or not self._store.exists():
             return []
         response = self.client.query_points(
-            self.collection, query=list(embedding), query_filter=self._query_filter(filter),
-            limit=k, with_payload=True, score_threshold=kwargs.get("score_threshold"),
+            self.collection,
+            query=list(embedding),
+            query_filter=self._query_filter(filter),
+            limit=k,
+            with_payload=True,
+            score_threshold=kwargs.get("score_threshold"),
         )
         return [
             (_payload_document(point.id, point.payload or {}), float(point.score))
@@ -282,7 +287,6 @@ class MragVectorStore(VectorStore):
         # Qdrant already returns cosine *similarity*; relevance keeps that scale, clipped at 0.
         return _cosine_relevance
 
-
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
@@ -302,7 +306,8 @@ class MragVectorStore(VectorStore):
         (``":memory:"`` by default, or a folder path)."""
         if client is None:
             client = (
-                QdrantClient(location=":memory:") if location == ":memory:"
+                QdrantClient(location=":memory:")
+                if location == ":memory:"
                 else QdrantClient(path=location)
             )
         store = cls(client, collection, embeddings=embedding)

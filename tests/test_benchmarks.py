@@ -22,11 +22,24 @@ from benchmarks.run import main
 def _run(tmp_path: Path, *extra: str) -> dict:
     out = tmp_path / "result.json"
     markdown = tmp_path / "result.md"
-    code = main([
-        "--preset", "tiny", "--quick", "--cache-dir", str(tmp_path / "cache"),
-        "--corpus", "generated", "--json", str(out), "--markdown", str(markdown),
-        "--threads", "1", *extra,
-    ])
+    code = main(
+        [
+            "--preset",
+            "tiny",
+            "--quick",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--corpus",
+            "generated",
+            "--json",
+            str(out),
+            "--markdown",
+            str(markdown),
+            "--threads",
+            "1",
+            *extra,
+        ]
+    )
     assert code == 0
     assert markdown.read_text(encoding="utf-8").count("### ") >= 2
     return json.loads(out.read_text(encoding="utf-8"))
@@ -60,18 +73,28 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert ingestion["status"] in ("ok", "skipped")
     if ingestion["status"] == "ok":
         assert ingestion["failed"] == 0
-        assert {"parse_decode", "tokenise", "model", "store", "other"} == set(
-            ingestion["phases_s"]
-        )
-        assert {"pages_per_s", "chunks_per_s", "images_per_s", "padding_waste",
-                "pipeline_overhead", "peak_rss_mb"} <= set(ingestion)
+        assert {"parse_decode", "tokenise", "model", "store", "other"} == set(ingestion["phases_s"])
+        assert {
+            "pages_per_s",
+            "chunks_per_s",
+            "images_per_s",
+            "padding_waste",
+            "pipeline_overhead",
+            "peak_rss_mb",
+        } <= set(ingestion)
 
     query = sections["query"]
     assert query["status"] == "ok"
     assert [row["points"] for row in query["rows"]] == [100, 300]
     for row in query["rows"]:
-        assert {"total_p50_ms", "total_p95_ms", "total_p99_ms", "embed_p50_ms",
-                "search_p50_ms", "peak_rss_mb"} <= set(row)
+        assert {
+            "total_p50_ms",
+            "total_p95_ms",
+            "total_p99_ms",
+            "embed_p50_ms",
+            "search_p50_ms",
+            "peak_rss_mb",
+        } <= set(row)
 
     assert all({"target", "goal", "value", "status"} <= set(t) for t in result["targets"])
 

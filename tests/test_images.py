@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import http.server
 import io
-import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import docgen
 import numpy as np
 import pytest
 from PIL import Image
@@ -25,23 +24,6 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _bomb_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims a huge size; its pixel data is never needed to refuse it."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0"))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.fixture
 def red_square() -> Image.Image:
     return Image.new("RGB", (40, 30), (255, 0, 0))
@@ -50,7 +32,7 @@ def red_square() -> Image.Image:
 @pytest.fixture
 def http_root(tmp_path: Path, red_square: Image.Image) -> Iterator[str]:
     (tmp_path / "red.png").write_bytes(_png_bytes(red_square))
-    (tmp_path / "big.png").write_bytes(_bomb_png(50_000, 50_000))
+    (tmp_path / "big.png").write_bytes(docgen.png_bomb(50_000, 50_000))
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs) -> None:
@@ -106,7 +88,7 @@ def test_grayscale_16_bit_is_scaled_not_clipped() -> None:
 
 def test_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    path.write_bytes(_bomb_png(100_000, 100_000))
+    path.write_bytes(docgen.png_bomb(100_000, 100_000))
     with pytest.raises(ImageError, match=r"bomb\.png: image is .*over the limit"):
         load_image(path)
     with pytest.raises(ImageError, match="over the limit"):

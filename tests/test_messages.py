@@ -55,11 +55,15 @@ def retriever(
     tmp_path = tmp_path_factory.mktemp("messages")
     embeddings = JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
     store = MragVectorStore(QdrantClient(path=str(tmp_path / "q")), "m", embeddings=embeddings)
-    store.add_texts(["the pump wiring is shown in figure 2", "the valve opens at 3 bar"],
-                    [{"source": "manual.pdf", "page": 4}, {"source": "manual.pdf", "page": 5}])
-    store.add_images([noise((1000, 800)), Image.new("RGB", (200, 100), "red")],
-                     [{"source": "manual.pdf", "page": 4}, {"source": "logo.png"}],
-                     captions=["figure 2: pump wiring", "a red logo"])
+    store.add_texts(
+        ["the pump wiring is shown in figure 2", "the valve opens at 3 bar"],
+        [{"source": "manual.pdf", "page": 4}, {"source": "manual.pdf", "page": 5}],
+    )
+    store.add_images(
+        [noise((1000, 800)), Image.new("RGB", (200, 100), "red")],
+        [{"source": "manual.pdf", "page": 4}, {"source": "logo.png"}],
+        captions=["figure 2: pump wiring", "a red logo"],
+    )
     return store.as_retriever(k=4)
 
 
@@ -121,8 +125,9 @@ def test_blocks_for_documents_without_images_and_caps() -> None:
     Image.new("RGB", (50, 40), "blue").save(buffer, format="PNG")
     encoded = base64.b64encode(buffer.getvalue()).decode()
     docs = [
-        Document(page_content="passage", metadata={"modality": "text", "source": "a.pdf",
-                                                   "page": 2}),
+        Document(
+            page_content="passage", metadata={"modality": "text", "source": "a.pdf", "page": 2}
+        ),
         Document(page_content="pic one", metadata={"modality": "image", "image_base64": encoded}),
         Document(page_content="pic two", metadata={"modality": "image", "image_base64": encoded}),
     ]

@@ -19,13 +19,19 @@ def test_explore_notebook_runs(
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel inherits this process's environment, so it sees MRAG_MODEL.
     client = NotebookClient(
-        notebook, timeout=120, kernel_name="python3",
+        notebook,
+        timeout=120,
+        kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
 
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code"
-               for output in cell.get("outputs", [])]
+    outputs = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
     assert not [output for output in outputs if output.output_type == "error"]
     text = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
     assert f"model: {tiny_checkpoint}" in text

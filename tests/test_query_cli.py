@@ -42,28 +42,39 @@ def store_dir(
     store.ensure_collection(embeddings.dimension)
     vectors = embeddings.embed_documents([text for _, _, text in TEXTS])
     points = [
-        make_point(source, "text", page, vector,
-                   text_payload(text, {"source": source, "page": page}))
+        make_point(
+            source, "text", page, vector, text_payload(text, {"source": source, "page": page})
+        )
         for (source, page, text), vector in zip(TEXTS, vectors, strict=True)
     ]
     images = [_picture("red", 0), _picture("blue", 1)]
     # A hostile source name: saved files must still land inside the chosen folder.
     sources = ["manual.pdf", "../../etc/evil name?.png"]
     for i, (image, vector) in enumerate(zip(images, embeddings.embed_image(images), strict=True)):
-        payload = image_payload(f"figure {i}: {('red', 'blue')[i]} pump", image,
-                                {"source": sources[i], "page": 3 + i})
+        payload = image_payload(
+            f"figure {i}: {('red', 'blue')[i]} pump", image, {"source": sources[i], "page": 3 + i}
+        )
         points.append(make_point(sources[i], "image", i, vector, payload))
     store.upsert(points)
     client.close()  # local mode allows one client per folder: the CLI opens its own
     image_path = root / "query.png"
     images[0].save(image_path)
-    return {"root": root, "qdrant": root / "qdrant", "model": tiny_checkpoint,
-            "image": image_path}
+    return {"root": root, "qdrant": root / "qdrant", "model": tiny_checkpoint, "image": image_path}
 
 
 def _run(store_dir: dict[str, Any], *args: str) -> int:
-    return main(["query", *args, "--model", str(store_dir["model"]),
-                 "--qdrant-path", str(store_dir["qdrant"]), "--collection", "docs"])
+    return main(
+        [
+            "query",
+            *args,
+            "--model",
+            str(store_dir["model"]),
+            "--qdrant-path",
+            str(store_dir["qdrant"]),
+            "--collection",
+            "docs",
+        ]
+    )
 
 
 def test_table(store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,8 +113,10 @@ def test_image_query_and_saving(
     store_dir: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "hits"
-    assert _run(store_dir, "--image", str(store_dir["image"]), "--json",
-                "--save-images", str(out)) == 0
+    assert (
+        _run(store_dir, "--image", str(store_dir["image"]), "--json", "--save-images", str(out))
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["modality"] == "image" and rows[0]["source"] == "manual.pdf"
     assert rows[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -121,8 +134,7 @@ def test_image_query_and_saving(
 def test_save_images_in_table_mode(
     store_dir: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(store_dir, "blue pump", "--modality", "image", "--save-images",
-                str(tmp_path)) == 0
+    assert _run(store_dir, "blue pump", "--modality", "image", "--save-images", str(tmp_path)) == 0
     assert "->" in capsys.readouterr().out
     assert len(list(tmp_path.glob("*.png")) + list(tmp_path.glob("*.jpg"))) == 2
 
@@ -148,8 +160,18 @@ def test_usage_errors(
 def test_missing_collection_and_store(
     store_dir: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["query", "q", "--model", str(store_dir["model"]),
-                 "--qdrant-path", str(store_dir["qdrant"]), "--collection", "other"])
+    code = main(
+        [
+            "query",
+            "q",
+            "--model",
+            str(store_dir["model"]),
+            "--qdrant-path",
+            str(store_dir["qdrant"]),
+            "--collection",
+            "other",
+        ]
+    )
     assert code == 2
     assert "collection 'other' does not exist" in capsys.readouterr().err
     missing = tmp_path / "nowhere"

@@ -48,9 +48,22 @@ def build_sample(
     store.ensure_collection(embeddings.dimension)
     text_vectors = embeddings.embed_documents([text for _, _, text in CHUNKS])
     points = [
-        make_point(source, "text", page, vector,
-                   text_payload(text, {"source": source, "page": page, "pages": [page],
-                                       "content_hash": "h", "topic": "demo"}))
+        make_point(
+            source,
+            "text",
+            page,
+            vector,
+            text_payload(
+                text,
+                {
+                    "source": source,
+                    "page": page,
+                    "pages": [page],
+                    "content_hash": "h",
+                    "topic": "demo",
+                },
+            ),
+        )
         for (source, page, text), vector in zip(CHUNKS, text_vectors, strict=True)
     ]
     images = [picture(color, mark=i) for i, color in enumerate(COLORS)]
@@ -58,8 +71,15 @@ def build_sample(
     for i, (image, vector) in enumerate(zip(images, image_vectors, strict=True)):
         source = "report.pdf" if i < 3 else "photos/album.pdf"
         metadata = {"source": source, "page": i + 1, "pages": [i + 1], "content_hash": "h"}
-        points.append(make_point(source, "image", i, vector,
-                                 image_payload(f"figure: a {COLORS[i]} picture", image, metadata)))
+        points.append(
+            make_point(
+                source,
+                "image",
+                i,
+                vector,
+                image_payload(f"figure: a {COLORS[i]} picture", image, metadata),
+            )
+        )
     store.upsert(points)
     return {"images": images}
 
@@ -92,7 +112,9 @@ class TestMultimodalRetrieverStandard(RetrieversIntegrationTests):
     @pytest.fixture(autouse=True)
     def _use_sample(self, sample: dict[str, Any]) -> None:
         self._params = {
-            "client": sample["client"], "collection": "sample", "embeddings": sample["embeddings"]
+            "client": sample["client"],
+            "collection": "sample",
+            "embeddings": sample["embeddings"],
         }
 
     @property
@@ -166,9 +188,17 @@ def test_image_hits_carry_a_decodable_capped_image(
     store.ensure_collection(embeddings.dimension)
     big = picture("orange", size=(1600, 900))
     [vector] = embeddings.embed_image([big])
-    store.upsert([make_point("big.png", "image", 0, vector,
-                             image_payload("a large picture", big, {"source": "big.png",
-                                                                    "page": None}))])
+    store.upsert(
+        [
+            make_point(
+                "big.png",
+                "image",
+                0,
+                vector,
+                image_payload("a large picture", big, {"source": "big.png", "page": None}),
+            )
+        ]
+    )
     retriever = MultimodalRetriever(client=client, collection="big", embeddings=embeddings)
     [doc] = retriever.search_by_image(big)
     assert doc.metadata["mime_type"] in ("image/png", "image/jpeg")
@@ -204,8 +234,11 @@ def test_filters(retriever: MultimodalRetriever) -> None:
     topic = retriever.invoke("x", filter={"topic": "demo"}, k=20)
     assert len(topic) == len(CHUNKS)
     qdrant_filter = models.Filter(
-        must=[models.FieldCondition(key="metadata.source",
-                                    match=models.MatchValue(value="photos/album.pdf"))]
+        must=[
+            models.FieldCondition(
+                key="metadata.source", match=models.MatchValue(value="photos/album.pdf")
+            )
+        ]
     )
     album = retriever.invoke("x", filter=qdrant_filter, k=10)
     assert {doc.metadata["source"] for doc in album} == {"photos/album.pdf"}
@@ -215,8 +248,11 @@ def test_filters(retriever: MultimodalRetriever) -> None:
 
 def test_filter_field_on_the_retriever(sample: dict[str, Any]) -> None:
     retriever = MultimodalRetriever(
-        client=sample["client"], collection="sample", embeddings=sample["embeddings"],
-        filter={"modality": "text", "source": "report.pdf"}, k=5,
+        client=sample["client"],
+        collection="sample",
+        embeddings=sample["embeddings"],
+        filter={"modality": "text", "source": "report.pdf"},
+        k=5,
     )
     docs = retriever.invoke("anything")
     assert len(docs) == 3
@@ -249,8 +285,9 @@ def test_score_threshold_per_modality(retriever: MultimodalRetriever) -> None:
     assert {doc.metadata["modality"] for doc in docs} == {"text"}
     assert len(docs) == 6
     with pytest.raises(ValueError, match="modality"):
-        MultimodalRetriever(client=retriever.client, embeddings=retriever.embeddings,
-                            score_threshold={"audio": 0.1})
+        MultimodalRetriever(
+            client=retriever.client, embeddings=retriever.embeddings, score_threshold={"audio": 0.1}
+        )
 
 
 def test_bad_options(retriever: MultimodalRetriever) -> None:
@@ -301,13 +338,21 @@ def test_modality_gap_rrf_keeps_the_image_raw_scores_bury_it() -> None:
     for i in range(10):
         score = 0.80 - 0.01 * i
         vector = _unit(score, (1 - score**2) ** 0.5, 0.0, 0.0)
-        points.append(make_point("doc.pdf", "text", i, vector,
-                                 text_payload(f"passage {i}", {"source": "doc.pdf", "page": i})))
+        points.append(
+            make_point(
+                "doc.pdf",
+                "text",
+                i,
+                vector,
+                text_payload(f"passage {i}", {"source": "doc.pdf", "page": i}),
+            )
+        )
     # Images: the relevant one scores 0.30, the others 0.10 — all below every passage.
     for i, score in enumerate([0.30, 0.10, 0.09]):
         vector = _unit(score, 0.0, (1 - score**2) ** 0.5, 0.0)
-        payload = image_payload(f"figure {i}", picture("red", mark=i),
-                                {"source": "doc.pdf", "page": 20 + i})
+        payload = image_payload(
+            f"figure {i}", picture("red", mark=i), {"source": "doc.pdf", "page": 20 + i}
+        )
         points.append(make_point("doc.pdf", "image", i, vector, payload))
     store.upsert(points)
     relevant = point_id("doc.pdf", "image", 0)
@@ -333,8 +378,10 @@ def test_modality_gap_rrf_keeps_the_image_raw_scores_bury_it() -> None:
 
 
 def _hits(modality: str, scores: Sequence[float]) -> list[Hit]:
-    return [Hit(id=f"{modality}{i}", modality=modality, score=s, payload={}, modality_rank=i + 1)
-            for i, s in enumerate(scores)]
+    return [
+        Hit(id=f"{modality}{i}", modality=modality, score=s, payload={}, modality_rank=i + 1)
+        for i, s in enumerate(scores)
+    ]
 
 
 def test_fuse_rrf_interleaves_by_rank() -> None:
@@ -353,7 +400,9 @@ def test_fuse_weights_and_rrf_k() -> None:
 def test_fuse_score_and_quota() -> None:
     hits = {"text": _hits("text", [0.9, 0.8, 0.7]), "image": _hits("image", [0.95, 0.2])}
     assert [h.id for h in fuse(hits, FusionSettings(k=3, fusion="score"))] == [
-        "image0", "text0", "text1"
+        "image0",
+        "text0",
+        "text1",
     ]
     quota = fuse(hits, FusionSettings(k=4, fusion="quota", text_k=1, image_k=3))
     assert sorted(h.id for h in quota) == ["image0", "image1", "text0", "text1"]  # backfilled

@@ -136,16 +136,29 @@ def store_settings(
     text_vectors = tiny_model.encode_text(TEXTS)
     image_vectors = tiny_model.encode_image(list(images.values()))
     points = [
-        make_point("notes.txt", "text", i, vector,
-                   text_payload(text, {"source": "notes.txt", "page": None, "pages": [],
-                                       "content_hash": f"t{i}"}))
+        make_point(
+            "notes.txt",
+            "text",
+            i,
+            vector,
+            text_payload(
+                text, {"source": "notes.txt", "page": None, "pages": [], "content_hash": f"t{i}"}
+            ),
+        )
         for i, (text, vector) in enumerate(zip(TEXTS, text_vectors, strict=True))
     ]
     points += [
-        make_point(f"{name}.png", "image", 0, vector,
-                   image_payload(f"a {name} picture", image,
-                                 {"source": f"{name}.png", "page": None, "pages": [],
-                                  "content_hash": name}))
+        make_point(
+            f"{name}.png",
+            "image",
+            0,
+            vector,
+            image_payload(
+                f"a {name} picture",
+                image,
+                {"source": f"{name}.png", "page": None, "pages": [], "content_hash": name},
+            ),
+        )
         for (name, image), vector in zip(images.items(), image_vectors, strict=True)
     ]
     with Store.open(settings, dimension=tiny_model.embedding_dim) as store:
@@ -261,7 +274,9 @@ def test_openai_client_models_and_names(client, tiny_checkpoint, tiny_model):
 def test_default_model_names(tiny_checkpoint):
     assert default_model_names("jinaai/jina-clip-v1") == ["jina-clip-v1", "jinaai/jina-clip-v1"]
     assert default_model_names(str(tiny_checkpoint), ["mine"]) == [
-        "mine", "jina-clip-v1", tiny_checkpoint.name
+        "mine",
+        "jina-clip-v1",
+        tiny_checkpoint.name,
     ]
 
 
@@ -324,8 +339,12 @@ def _bad_requests(images: dict) -> list[tuple[str, Any, int, str | None]]:
     wide = solid_image((1, 2, 3), (1200, 1000))  # 1.2 Mpx, a few kB: over the pixel limit
     return [
         ("invalid base64", [{"image": "not*base64!"}], 400, "invalid_base64"),
-        ("undecodable image", [{"image": base64.b64encode(b"\x00" * 500).decode()}], 400,
-         "invalid_image"),
+        (
+            "undecodable image",
+            [{"image": base64.b64encode(b"\x00" * 500).decode()}],
+            400,
+            "invalid_image",
+        ),
         ("oversized image bytes", [{"image": data_uri(big_noise)}], 413, "image_too_large"),
         ("oversized image pixels", [{"image": data_uri(wide)}], 413, "image_too_large"),
         ("too many inputs", ["x"] * (LIMITS.max_inputs + 1), 400, "too_many_inputs"),
@@ -351,8 +370,7 @@ def test_bad_inputs_get_openai_errors_and_server_keeps_serving(http, tiny_model,
 
 def test_bad_request_bodies(http, server, tiny_model):
     cases = [
-        (http.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404,
-         "model_not_found"),
+        (http.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404, "model_not_found"),
         (http.post("/v1/embeddings", content=b"{not json"), 400, "invalid_json"),
         (http.post("/v1/embeddings", content=b"[1, 2]"), 400, None),
         (http.post("/v1/embeddings", content=b""), 400, None),
@@ -389,12 +407,20 @@ def test_body_size_is_enforced_before_parsing(http, tiny_model):
 
 
 def test_api_key(server, http, tiny_model):
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY},
-                    {"Authorization": f"Basic {API_KEY}"}):
-        for method, path in (("POST", "/v1/embeddings"), ("GET", "/v1/models"),
-                             ("POST", "/v1/search")):
-            response = httpx.request(method, f"{server}{path}", headers=headers,
-                                     json={"model": MODEL, "input": "x"})
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": API_KEY},
+        {"Authorization": f"Basic {API_KEY}"},
+    ):
+        for method, path in (
+            ("POST", "/v1/embeddings"),
+            ("GET", "/v1/models"),
+            ("POST", "/v1/search"),
+        ):
+            response = httpx.request(
+                method, f"{server}{path}", headers=headers, json={"model": MODEL, "input": "x"}
+            )
             error = assert_error(response, 401, "invalid_api_key")
             assert "key" in error["message"].lower()
             assert response.headers["www-authenticate"] == "Bearer"
@@ -416,8 +442,20 @@ def test_urls_refused_unless_allowed(open_server, tiny_model):
 
 
 def test_concurrent_requests_get_their_own_embeddings(server, tiny_model):
-    words = ["cat", "dog", "red", "blue", "car", "tree", "sky", "sun", "house", "city",
-             "water", "rocket"]
+    words = [
+        "cat",
+        "dog",
+        "red",
+        "blue",
+        "car",
+        "tree",
+        "sky",
+        "sun",
+        "house",
+        "city",
+        "water",
+        "rocket",
+    ]
     requests = [
         [f"{words[i % 12]} {words[(i * 5) % 12]} number {i}", f"{words[(i * 7) % 12]} {i}"][
             : 1 + i % 2
@@ -439,10 +477,12 @@ def test_concurrent_requests_get_their_own_embeddings(server, tiny_model):
                     json={"model": MODEL, "input": texts, "encoding_format": "base64"},
                 )
                 assert response.status_code == 200, response.text
-                return np.stack([
-                    np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
-                    for item in response.json()["data"]
-                ])
+                return np.stack(
+                    [
+                        np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
+                        for item in response.json()["data"]
+                    ]
+                )
 
             return await asyncio.gather(*(one(texts) for texts in requests))
 
@@ -466,8 +506,9 @@ async def test_batcher_failure_stays_with_its_job(tiny_model, images):
             good = batcher.submit_images([images["red"]])
             bad = batcher.submit_images(["/no/such/image.png"])  # type: ignore[list-item]
             texts = batcher.submit_texts(TEXTS[:2])
-        np.testing.assert_allclose((await good)[0], tiny_model.encode_image(images["red"]),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            (await good)[0], tiny_model.encode_image(images["red"]), atol=1e-5
+        )
         with pytest.raises(ValueError):
             await bad
         np.testing.assert_allclose(await texts, tiny_model.encode_text(TEXTS[:2]), atol=1e-5)
@@ -501,18 +542,27 @@ def test_search_by_text_mixes_modalities_with_images(http, images):
 
 def test_search_by_image_and_filters(http, images):
     query = {"image": data_uri(images["blue"])}
-    response = http.post("/v1/search", json={"query": query, "k": 2,
-                                             "filter": {"modality": "image"}})
+    response = http.post(
+        "/v1/search", json={"query": query, "k": 2, "filter": {"modality": "image"}}
+    )
     assert response.status_code == 200, response.text
     results = response.json()["data"]
     assert [item["modality"] for item in results] == ["image", "image"]
     assert results[0]["metadata"]["source"] == "blue.png"
     assert results[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
-    response = http.post("/v1/search", json={
-        "query": {"text": "rocket"}, "k": 3, "include_images": False, "model": MODEL,
-        "filter": {"source": ["red.png", "notes.txt"]}, "fusion": "quota", "image_k": 1,
-    })
+    response = http.post(
+        "/v1/search",
+        json={
+            "query": {"text": "rocket"},
+            "k": 3,
+            "include_images": False,
+            "model": MODEL,
+            "filter": {"source": ["red.png", "notes.txt"]},
+            "fusion": "quota",
+            "image_k": 1,
+        },
+    )
     assert response.status_code == 200, response.text
     results = response.json()["data"]
     assert {item["metadata"]["source"] for item in results} <= {"red.png", "notes.txt"}
@@ -581,35 +631,42 @@ def image_host(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> Iterator
 def test_fetch_public_url_rules(images):
     png = png_bytes(images["red"])
     only_127_0_0_1 = lambda address: str(address) == "127.0.0.1"  # noqa: E731
-    with image_host({
-        "/red.png": (200, {"Content-Type": "image/png"}, png),
-        "/hop": (302, {"Location": "/red.png"}, b""),
-        "/escape": (302, {"Location": "http://127.0.0.2:9/secret"}, b""),
-        "/big": (200, {}, b"x" * 5000),
-    }) as port:
+    with image_host(
+        {
+            "/red.png": (200, {"Content-Type": "image/png"}, png),
+            "/hop": (302, {"Location": "/red.png"}, b""),
+            "/escape": (302, {"Location": "http://127.0.0.2:9/secret"}, b""),
+            "/big": (200, {}, b"x" * 5000),
+        }
+    ) as port:
         base = f"http://127.0.0.1:{port}"
         # The default policy refuses loopback outright.
         with pytest.raises(URLError, match="not a public address"):
             fetch_public_url(f"{base}/red.png", max_bytes=10**6, timeout=2)
-        fetched = fetch_public_url(f"{base}/hop", max_bytes=10**6, timeout=2,
-                                   address_allowed=only_127_0_0_1)
+        fetched = fetch_public_url(
+            f"{base}/hop", max_bytes=10**6, timeout=2, address_allowed=only_127_0_0_1
+        )
         assert fetched.data == png and fetched.url.endswith("/red.png")
         # A redirect is vetted like the first URL.
         with pytest.raises(URLError, match="not a public address"):
-            fetch_public_url(f"{base}/escape", max_bytes=10**6, timeout=2,
-                             address_allowed=only_127_0_0_1)
+            fetch_public_url(
+                f"{base}/escape", max_bytes=10**6, timeout=2, address_allowed=only_127_0_0_1
+            )
         with pytest.raises(URLError, match="limit"):
-            fetch_public_url(f"{base}/big", max_bytes=1000, timeout=2,
-                             address_allowed=only_127_0_0_1)
+            fetch_public_url(
+                f"{base}/big", max_bytes=1000, timeout=2, address_allowed=only_127_0_0_1
+            )
         # Each read is quick, but the whole download has one deadline.
         started = time.monotonic()
         with pytest.raises(URLError, match="timed out"):
-            fetch_public_url(f"{base}/trickle", max_bytes=10**6, timeout=1.0,
-                             address_allowed=only_127_0_0_1)
+            fetch_public_url(
+                f"{base}/trickle", max_bytes=10**6, timeout=1.0, address_allowed=only_127_0_0_1
+            )
         assert time.monotonic() - started < 3
         with pytest.raises(URLError, match="HTTP 404"):
-            fetch_public_url(f"{base}/missing", max_bytes=1000, timeout=2,
-                             address_allowed=only_127_0_0_1)
+            fetch_public_url(
+                f"{base}/missing", max_bytes=1000, timeout=2, address_allowed=only_127_0_0_1
+            )
     for url in ("ftp://example.com/x.png", "http://user:pw@example.com/x.png", "http:///x"):
         with pytest.raises(URLError):
             fetch_public_url(url, max_bytes=1000, timeout=1)
@@ -618,12 +675,25 @@ def test_fetch_public_url_rules(images):
 @pytest.mark.parametrize(
     ("address", "public"),
     [
-        ("8.8.8.8", True), ("2606:4700:4700::1111", True), ("127.0.0.1", False),
-        ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
-        ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False),
-        ("224.0.0.1", False), ("255.255.255.255", False), ("::1", False), ("fe80::1", False),
-        ("fc00::1", False), ("ff02::1", False), ("::ffff:127.0.0.1", False),
-        ("64:ff9b::7f00:1", False), ("2002:7f00:1::", False), ("::ffff:8.8.8.8", True),
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("255.255.255.255", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("2002:7f00:1::", False),
+        ("::ffff:8.8.8.8", True),
     ],
 )
 def test_is_public_address(address, public):
@@ -644,9 +714,22 @@ def cli_server(
         port = probe.getsockname()[1]
     folder = tmp_path_factory.mktemp("cli")
     env = {**os.environ, "MRAG_API_KEY": "from-env"}
-    command = [sys.executable, "-m", "mrag", "serve", "--port", str(port), "--model",
-               str(tiny_checkpoint), "--qdrant-path", str(folder / "q"), "--log-level",
-               "warning", "--served-model-name", "my-clip"]
+    command = [
+        sys.executable,
+        "-m",
+        "mrag",
+        "serve",
+        "--port",
+        str(port),
+        "--model",
+        str(tiny_checkpoint),
+        "--qdrant-path",
+        str(folder / "q"),
+        "--log-level",
+        "warning",
+        "--served-model-name",
+        "my-clip",
+    ]
     log = folder / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)

@@ -54,7 +54,8 @@ def _picture(color: str, size: tuple[int, int] = (96, 64)) -> Image.Image:
 def test_texts_and_images_share_the_collection(store: MragVectorStore) -> None:
     text_ids = store.add_texts(["a red house", "a blue car"], [{"source": "a.txt"}, {}])
     image_ids = store.add_images(
-        [_picture("red"), _picture("blue")], [{"source": "red.png"}, {"source": "blue.png"}],
+        [_picture("red"), _picture("blue")],
+        [{"source": "red.png"}, {"source": "blue.png"}],
         captions=["red square", "blue square"],
     )
     assert len(set(text_ids + image_ids)) == 4

@@ -21,6 +21,7 @@ from mrag.document import (
     ExtractionLimits,
     ParsedDocument,
     image_content_hash,
+    read_source,
 )
 from mrag.figures import humanize_name
 from mrag.images import pixel_problem, to_rgb
@@ -53,12 +54,7 @@ def parse_image_file(path: Path, *, limits: ExtractionLimits) -> ParsedDocument:
     Raises :class:`ExtractionError` when the file is empty, not an image, or over the pixel limit.
     """
     started = time.monotonic()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExtractionError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise ExtractionError(f"{path}: 0-byte file")
+    data = read_source(path)
     context = humanize_name(path.stem)
     problems: list[str] = []
     images: list[ExtractedImage] = []

@@ -32,6 +32,7 @@ from mrag.document import (
     PageText,
     ParsedDocument,
     image_content_hash,
+    read_source,
 )
 from mrag.figures import (
     NEARBY_CHARS,
@@ -277,12 +278,7 @@ def parse_pdf(
     working password, or overruns ``limits.time_budget_s``.
     """
     started = time.monotonic()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExtractionError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise ExtractionError(f"{path}: 0-byte file")
+    data = read_source(path)
     if b"%PDF" not in data[:1024]:
         raise ExtractionError(f"{path}: not a PDF (no %PDF header)")
     problems: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mrag.document import ExtractionError, ExtractionLimits, PageText, ParsedDocument
+from mrag.document import ExtractionLimits, PageText, ParsedDocument, read_source
 
 TEXT_SUFFIXES = (".txt", ".text", ".rst")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -22,12 +22,7 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 def read_text_file(path: Path, problems: list[str]) -> str:
     """File contents as text: UTF-8 (BOM allowed), else Latin-1 with a note in ``problems``."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExtractionError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise ExtractionError(f"{path}: 0-byte file")
+    data = read_source(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -110,7 +110,7 @@ class SearchRequest(BaseModel):
     k: int = Field(default=8, ge=1)
     filter: dict[str, str | int | bool | list[str | int | bool]] | None = Field(
         default=None,
-        description="metadata conditions, e.g. {\"modality\": \"image\", \"source\": \"a.pdf\"}; "
+        description='metadata conditions, e.g. {"modality": "image", "source": "a.pdf"}; '
         "a list matches any of its values",
     )
     fusion: Literal["rrf", "quota", "score"] | None = None
@@ -193,8 +193,10 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self._key is not None and scope["path"] not in OPEN_PATHS and not self._authorised(
-            headers
+        if (
+            self._key is not None
+            and scope["path"] not in OPEN_PATHS
+            and not self._authorised(headers)
         ):
             missing = "authorization" not in headers
             message = (
@@ -205,7 +207,9 @@ class GuardMiddleware:
             await _send_error(
                 send,
                 APIError(
-                    401, message, code="invalid_api_key",
+                    401,
+                    message,
+                    code="invalid_api_key",
                     headers={"WWW-Authenticate": "Bearer"},
                 ),
             )
@@ -288,9 +292,7 @@ async def parse_body(request: Request, model: type[BodyModel]) -> BodyModel:
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     # Bodies are parsed by hand (see parse_body); this keeps them in the OpenAPI document.
     schema = model.model_json_schema()
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
-    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class _SearchBackend:
@@ -307,8 +309,12 @@ class _SearchBackend:
 
     def retriever(self) -> Any:
         if self.settings is None:
-            raise APIError(503, "search is not configured on this server", type="server_error",
-                           code="search_unavailable")
+            raise APIError(
+                503,
+                "search is not configured on this server",
+                type="server_error",
+                code="search_unavailable",
+            )
         with self._open_lock:
             if self._retriever is None:
                 # Imported here: the server starts, and embeds, without the retrieval stack.
@@ -320,8 +326,12 @@ class _SearchBackend:
                         self.settings, JinaClipEmbeddings(model=self.model)
                     )
                 except StoreError as exc:
-                    raise APIError(503, f"the store cannot be opened: {exc}", type="server_error",
-                                   code="store_unavailable") from None
+                    raise APIError(
+                        503,
+                        f"the store cannot be opened: {exc}",
+                        type="server_error",
+                        code="store_unavailable",
+                    ) from None
             return self._retriever
 
     def close(self) -> None:
@@ -383,14 +393,20 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
 
     @app.exception_handler(QueueFull)
     async def _busy(_: Request, exc: QueueFull) -> JSONResponse:
-        return error_response(APIError(503, str(exc), type="server_error", code="overloaded",
-                                       headers={"Retry-After": "1"}))
+        return error_response(
+            APIError(
+                503, str(exc), type="server_error", code="overloaded", headers={"Retry-After": "1"}
+            )
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error in %s %s", request.method, request.url.path)
-        return error_response(APIError(500, "The server had an error while processing your "
-                                       "request.", type="server_error"))
+        return error_response(
+            APIError(
+                500, "The server had an error while processing your request.", type="server_error"
+            )
+        )
 
     def check_model(name: str | None, *, required: bool) -> None:
         if name is None and not required:
@@ -451,8 +467,11 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
         def render() -> JSONResponse:
             rows = truncate(vectors, dimensions)
             data = [
-                {"object": "embedding", "index": index,
-                 "embedding": _encode(row, body.encoding_format)}
+                {
+                    "object": "embedding",
+                    "index": index,
+                    "embedding": _encode(row, body.encoding_format),
+                }
                 for index, row in enumerate(rows)
             ]
             return JSONResponse(
@@ -482,7 +501,10 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
                 future = batcher.submit_texts([content])
             else:
                 image = await run_in_threadpool(
-                    decode_image_input, content, limits, "query",
+                    decode_image_input,
+                    content,
+                    limits,
+                    "query",
                     model.config.preprocess.image_size,
                 )
                 tokens = image_tokens(model)
@@ -557,9 +579,7 @@ def _query_item(query: str | dict[str, str]) -> tuple[str, str]:
     elif len(query) == 1 and next(iter(query)) in ("text", "image"):
         kind, content = next(iter(query.items()))
     else:
-        raise invalid(
-            "'query' must be a string, {\"text\": ...} or {\"image\": ...}", param="query"
-        )
+        raise invalid('\'query\' must be a string, {"text": ...} or {"image": ...}', param="query")
     if not content:
         raise invalid("'query' is empty", param="query")
     return kind, content
@@ -601,4 +621,3 @@ def _small_text_input(value: Any) -> bool:
         and all(isinstance(item, str) for item in value)
         and sum(len(item) for item in value) <= _INLINE_TEXT_CHARS
     )
-

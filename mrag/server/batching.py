@@ -263,9 +263,7 @@ class MicroBatcher:
             )
         if kind == "image":
             # Sizes were checked (against a tighter limit) when the images were decoded.
-            return self.model.encode_image(
-                items, batch_size=self.max_batch_size, max_pixels=2**62
-            )
+            return self.model.encode_image(items, batch_size=self.max_batch_size, max_pixels=2**62)
         return items[0]()
 
     def _run_group(self, kind: str, jobs: list[_Job]) -> None:

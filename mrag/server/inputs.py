@@ -58,7 +58,7 @@ def parse_items(value: Any, limits: ServerLimits) -> list[tuple[str, str]]:
     if not isinstance(value, list):
         raise invalid(
             "'input' must be a string, a list of strings, or a list of {\"text\": ...} / "
-            "{\"image\": ...} items",
+            '{"image": ...} items',
             param="input",
         )
     if not value:
@@ -83,7 +83,7 @@ def parse_items(value: Any, limits: ServerLimits) -> list[tuple[str, str]]:
                 items.append(("image", item["image"]))
             else:
                 raise invalid(
-                    f"{param} must be {{\"text\": string}} or {{\"image\": string}} "
+                    f'{param} must be {{"text": string}} or {{"image": string}} '
                     "(a data URI, base64 or an http(s) URL)",
                     param=param,
                 )
@@ -111,9 +111,11 @@ def prepare_input(value: Any, model: JinaClipModel, limits: ServerLimits) -> Pre
             prepared.texts.append(content)
             prepared.text_positions.append(position)
         else:
-            prepared.images.append(decode_image_input(
-                content, limits, f"input[{position}]", model.config.preprocess.image_size
-            ))
+            prepared.images.append(
+                decode_image_input(
+                    content, limits, f"input[{position}]", model.config.preprocess.image_size
+                )
+            )
             prepared.image_positions.append(position)
     if prepared.texts:
         # Tokenise without truncation to see each text's real length; the limit is a refusal,
@@ -247,4 +249,3 @@ def decode_image_input(
                 f"{param}: cannot convert the image ({exc})", param=param, code="invalid_image"
             ) from None
     return image
-

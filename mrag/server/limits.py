@@ -55,8 +55,14 @@ class ServerLimits:
     max_queued_inputs: int = DEFAULT_MAX_QUEUED_INPUTS
 
     def __post_init__(self) -> None:
-        for name in ("max_inputs", "max_image_bytes", "max_pixels", "max_body_bytes",
-                     "max_search_k", "max_queued_inputs"):
+        for name in (
+            "max_inputs",
+            "max_image_bytes",
+            "max_pixels",
+            "max_body_bytes",
+            "max_search_k",
+            "max_queued_inputs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         # [CLS] and [SEP] alone take two tokens; a limit below three admits no text at all.

@@ -156,7 +156,7 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
             "status": "skipped",
             "reason": f"onnxruntime not installed ({exc}); pip install -e .[bench]",
         }
-    model = JinaClipModel.from_pretrained(settings.checkpoint_folder())
+    model = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.float32)
     bf16 = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.bfloat16)
     try:
         paths, export_s = cached_exports(settings, model)

@@ -67,6 +67,8 @@ class IngestReport:
     real_tokens: int = 0
     padded_tokens: int = 0
     store: str = ""
+    #: The model's compute dtype and why it was chosen; empty when nothing needed the model.
+    dtype: str = ""
 
     def count(self, status: Status) -> int:
         return sum(1 for outcome in self.files if outcome.status == status)
@@ -101,6 +103,7 @@ class IngestReport:
         padding = self.padded_tokens / self.real_tokens if self.real_tokens else 0.0
         return {
             "store": self.store,
+            "dtype": self.dtype,
             "totals": self.totals(),
             "elapsed_s": round(self.elapsed_s, 3),
             "timings_s": {key: round(value, 3) for key, value in sorted(self.timings.items())},
@@ -134,6 +137,11 @@ class _Embedder:
     def __init__(self, pipeline: Pipeline, model: JinaClipModel | None) -> None:
         self.pipeline = pipeline
         self._model = model
+
+    @property
+    def loaded(self) -> JinaClipModel | None:
+        """The model if it has been loaded (or was given), without loading it."""
+        return self._model
 
     @property
     def model(self) -> JinaClipModel:
@@ -208,13 +216,16 @@ def ingest(
     try:
         store.ensure_collection(model_dimension(pipeline, model) if not store.exists() else None)
         events.start(len(files))
-        run = _Run(pipeline, store, _Embedder(pipeline, model), report, events)
+        embedder = _Embedder(pipeline, model)
+        run = _Run(pipeline, store, embedder, report, events)
         run.process(files, all_passwords)
         if prune:
             run.prune(paths, files)
     finally:
         if own_store:
             store.close()
+    if embedder.loaded is not None:
+        report.dtype = str(embedder.loaded.dtype_choice)
     report.elapsed_s = time.perf_counter() - started
     return report
 

@@ -29,6 +29,7 @@ else:  # pragma: no cover
 from .document import ExtractionLimits
 from .figures import ImageFilter
 from .model import HUB_MODEL_ID
+from .model.precision import AUTO, DTYPE_CHOICES
 
 
 class PipelineError(ValueError):
@@ -77,7 +78,7 @@ class ModelSection:
     name: str = HUB_MODEL_ID
     revision: str | None = None
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = AUTO
     batch_size: int = 32
 
 
@@ -152,8 +153,8 @@ class Pipeline:
             (self.limits.memory_mb >= 256, "limits.memory_mb must be at least 256"),
             (self.model.batch_size >= 1, "model.batch_size must be at least 1"),
             (
-                self.model.dtype in ("float32", "bfloat16"),
-                "model.dtype must be float32 or bfloat16",
+                self.model.dtype in DTYPE_CHOICES,
+                "model.dtype must be auto, float32 or bfloat16",
             ),
             (not (self.store.path and self.store.url), "store: give path or url, not both"),
         ]

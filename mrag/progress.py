@@ -85,6 +85,7 @@ def format_summary(report: IngestReport) -> str:
         f"content: {totals['pages']} pages, {totals['chunks']} chunks, "
         f"{totals['images_kept']} images kept (filtered: {filtered_text})",
         f"store: {totals['points_written']} points written to {report.store}",
+        *([f"model: {report.dtype}"] if report.dtype else []),
         f"elapsed: {report.elapsed_s:.1f} s",
     ]
     for outcome in report.failed:

@@ -21,6 +21,7 @@ from qdrant_client import QdrantClient
 
 from mrag.ingest import ingest
 from mrag.model import JinaClipModel
+from mrag.model.precision import cpu_dtype
 from mrag.pipeline import Pipeline, PipelineError
 from mrag.store import Store, StoreError, StoreSettings
 
@@ -250,6 +251,7 @@ def test_cli_ingest_json_stats_delete_and_exit_codes(
     assert files["docs/report.pdf"]["status"] == "ingested"
     assert files["docs/broken.pdf"]["status"] == "failed" and files["docs/broken.pdf"]["reason"]
     assert summary["totals"]["ingested"] == 3 and summary["totals"]["failed"] == 2
+    assert summary["dtype"] == str(cpu_dtype())  # the default is auto
 
     result = _cli("ingest", "docs/report.pdf", "docs/notes.md", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -257,6 +259,7 @@ def test_cli_ingest_json_stats_delete_and_exit_codes(
 
     stats = json.loads(_cli("stats", "--json", cwd=tmp_path, env=env).stdout)
     assert stats["sources"] == 3 and stats["image_points"] >= 4
+    assert stats["auto_dtype"] == str(cpu_dtype())
 
     result = _cli("delete", "docs/report.pdf", cwd=tmp_path, env=env)
     assert result.returncode == 0 and "deleted docs/report.pdf" in result.stdout

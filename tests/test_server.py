@@ -269,6 +269,8 @@ def test_openai_client_models_and_names(client, tiny_checkpoint, tiny_model):
         response = client.embeddings.create(model=name, input="x", encoding_format="float")
         assert response.model == MODEL
     assert client.models.retrieve(tiny_checkpoint.name).id == tiny_checkpoint.name
+    card = client.models.retrieve(MODEL).model_dump()
+    assert (card["dtype"], card["device"]) == ("float32", "cpu")
 
 
 def test_default_model_names(tiny_checkpoint):

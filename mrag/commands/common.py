@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..model.hub import HUB_MODEL_ID
+from ..model.precision import DTYPE_CHOICES
 
 if TYPE_CHECKING:
     from ..store import StoreSettings
@@ -32,7 +33,10 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", default=None, help="Hub revision (default: the pinned one)")
     group.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     group.add_argument(
-        "--dtype", default=None, choices=["float32", "bfloat16"], help="weights dtype"
+        "--dtype",
+        default=None,
+        choices=DTYPE_CHOICES,
+        help="compute dtype (default auto: bfloat16 where the CPU/GPU has it natively)",
     )
 
 

@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     name = model_name(args)
     print(f"loading {name} ...", file=sys.stderr)
     model = load_shared_model(name, revision=args.revision, device=args.device, dtype=args.dtype)
+    print(f"computing in {model.dtype_choice} on {model.device}", file=sys.stderr)
     config = ServerConfig(
         model_names=default_model_names(name, args.served_model_name),
         limits=limits,

@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..model.precision import cpu_dtype
     from ..store import Store, StoreError
 
     settings = store_settings(args)
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
             "image_points": store.count("image"),
             "sources": len(sources),
             "pages": sum(record.pages for record in sources),
+            # What ingest and query compute in here by default (dtype auto, on the CPU).
+            "auto_dtype": str(cpu_dtype()),
         }
         if args.sources:
             info["source_list"] = [record.__dict__ for record in sources]
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     print(f"store:   {info['store']}")
+    print(f"dtype:   {info['auto_dtype']}")
     if not info["collection_exists"]:
         print("empty: nothing ingested yet (run `python -m mrag ingest PATH`)")
         return EXIT_OK

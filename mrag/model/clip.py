@@ -15,6 +15,7 @@ from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from .checkpoint import load_state_dict_strict
 from .config import JinaClipConfig
 from .hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
+from .precision import AUTO, DtypeChoice, choose_dtype
 from .processing import preprocess_images
 from .text import TextTower, alibi_slopes
 from .tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
@@ -38,6 +39,7 @@ class JinaClipModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.tokenizer = tokenizer
         self.name_or_path: str = ""
+        self._dtype_choice: DtypeChoice | None = None
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -48,15 +50,19 @@ class JinaClipModel(nn.Module):
         *,
         revision: str | None = None,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | str | None = None,
+        dtype: torch.dtype | str | None = AUTO,
     ) -> JinaClipModel:
         """Load a checkpoint folder, or ``jinaai/jina-clip-v1`` from the Hugging Face Hub.
 
         The folder holds the official layout: ``config.json``, ``model.safetensors``,
         ``tokenizer.json`` and ``preprocessor_config.json``. Weights are loaded strictly: every
-        key must be present with the right shape. ``dtype`` may be ``torch.bfloat16`` (or
-        ``"bfloat16"``); the default is float32 on the CPU.
+        key must be present with the right shape. ``dtype`` is ``"auto"`` (bfloat16 where the
+        CPU or GPU computes it natively, else float32; see :mod:`mrag.model.precision`),
+        ``"float32"``/``torch.float32`` or ``"bfloat16"``/``torch.bfloat16``; what was chosen,
+        and why, is :attr:`dtype_choice`.
         """
+        device = torch.device(device or "cpu")
+        choice = choose_dtype(dtype, device)
         folder = resolve_checkpoint(name_or_path, revision=revision)
         config = JinaClipConfig.from_folder(folder)
         try:
@@ -73,7 +79,8 @@ class JinaClipModel(nn.Module):
         load_state_dict_strict(model, weights)
         model.name_or_path = str(name_or_path)
         model.eval()
-        return model.to(device=device or "cpu", dtype=_resolve_dtype(dtype))
+        model._dtype_choice = choice
+        return model.to(device=device, dtype=getattr(torch, choice.dtype))
 
     def _reset_derived_buffers(self) -> None:
         # Buffers are not in the checkpoint; after building on the meta device recompute them.
@@ -92,6 +99,13 @@ class JinaClipModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.logit_scale.dtype
+
+    @property
+    def dtype_choice(self) -> DtypeChoice:
+        """The dtype the weights are in and why: ``auto: CPU has amx_bf16``, ``requested``..."""
+        name = str(self.dtype).removeprefix("torch.")
+        chosen = self._dtype_choice
+        return chosen if chosen is not None and chosen.dtype == name else DtypeChoice(name, "set")
 
     @property
     def embedding_dim(self) -> int:
@@ -283,22 +297,3 @@ def _finish(
         result = torch.nn.functional.normalize(result, dim=-1)
     array = result.cpu().numpy().astype(np.float32, copy=False)
     return array[0] if single else array
-
-
-def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    try:
-        return names[str(dtype).removeprefix("torch.")]
-    except KeyError:
-        raise ValueError(f"unsupported dtype {dtype!r}; use float32 or bfloat16") from None

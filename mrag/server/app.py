@@ -419,8 +419,19 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
                 code="model_not_found",
             )
 
+    precision = model.dtype_choice
+
     def model_card(name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": created, "owned_by": "mrag"}
+        # OpenAI's four fields, plus how this server computes (clients ignore extra fields).
+        return {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "mrag",
+            "dtype": precision.dtype,
+            "dtype_reason": precision.reason,
+            "device": str(model.device),
+        }
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -131,6 +131,20 @@ class _Prepared:
     chunks: list[Chunk]
 
 
+@dataclass
+class _Embedded:
+    """A source ready to be written: its points and what the report says about it."""
+
+    source: str
+    content_hash: str
+    points: list[Any]
+    pages: int
+    chunks: int
+    images: int
+    filtered: dict[str, int]
+    problems: list[str]
+
+
 class _Embedder:
     """Loads the model on first use: a run where nothing changed never loads it."""
 
@@ -200,6 +214,31 @@ def ingest(
 
     Returns the :class:`IngestReport`; files that failed are in it with their reasons.
     """
+    return run_ingest(
+        _Run,
+        paths,
+        pipeline=pipeline,
+        store=store,
+        model=model,
+        passwords=passwords,
+        prune=prune,
+        events=events,
+    )
+
+
+def run_ingest(
+    run_type: type[_Run],
+    paths: Sequence[str | Path],
+    *,
+    pipeline: Pipeline | None = None,
+    store: Store | None = None,
+    model: JinaClipModel | None = None,
+    passwords: Sequence[str] = (),
+    prune: bool = False,
+    events: Events | None = None,
+) -> IngestReport:
+    """The run around the processing of files, shared by :func:`ingest` and the Ray run:
+    listing files, opening the store, pruning. ``run_type`` decides how files are processed."""
     pipeline = pipeline or Pipeline()
     events = events or Events()
     started = time.perf_counter()
@@ -217,7 +256,7 @@ def ingest(
         store.ensure_collection(model_dimension(pipeline, model) if not store.exists() else None)
         events.start(len(files))
         embedder = _Embedder(pipeline, model)
-        run = _Run(pipeline, store, embedder, report, events)
+        run = run_type(pipeline, store, embedder, report, events)
         run.process(files, all_passwords)
         if prune:
             run.prune(paths, files)
@@ -228,6 +267,16 @@ def ingest(
         report.dtype = str(embedder.loaded.dtype_choice)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def parser_process(pipeline: Pipeline, passwords: Sequence[str]) -> ParserProcess:
+    """A parser worker with the pipeline's guard rails (memory cap, time budget, page limits)."""
+    return ParserProcess(
+        limits=pipeline.extraction_limits(),
+        image_filter=pipeline.image_filter(),
+        passwords=passwords,
+        memory_mb=pipeline.limits.memory_mb,
+    )
 
 
 class _Run:
@@ -254,6 +303,35 @@ class _Run:
     # -- the loop --------------------------------------------------------------------------------
 
     def process(self, files: Sequence[Path], passwords: Sequence[str]) -> None:
+        todo = self.plan(files)
+        if not todo:
+            return
+        pending: list[_Prepared] = []
+        with parser_process(self.pipeline, passwords) as parser:
+            parser.submit(todo[0][0])
+            for index, (path, source, digest) in enumerate(todo):
+                clock = time.perf_counter()
+                try:
+                    document, _ = parser.result()
+                except ExtractionError as exc:
+                    document = None
+                    self._finish(FileOutcome(source, "failed", str(exc)))
+                self.timings["parse_wait"] += time.perf_counter() - clock
+                if index + 1 < len(todo):
+                    # The worker parses the next file while this process chunks and embeds.
+                    parser.submit(todo[index + 1][0])
+                if document is None:
+                    continue
+                pending.append(self._prepare(path, source, digest, document))
+                texts = sum(len(item.chunks) for item in pending)
+                images = sum(len(item.document.images) for item in pending)
+                if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
+                    self._flush(pending)
+                    pending = []
+        self._flush(pending)
+
+    def plan(self, files: Sequence[Path]) -> list[tuple[Path, str, str]]:
+        """Hash every file and settle the unchanged ones; returns ``(path, source, hash)`` to do."""
         todo: list[tuple[Path, str, str]] = []
         for path in files:
             source = source_name(path)
@@ -277,36 +355,7 @@ class _Run:
                 )
             else:
                 todo.append((path, source, digest))
-        if not todo:
-            return
-        pending: list[_Prepared] = []
-        with ParserProcess(
-            limits=self.pipeline.extraction_limits(),
-            image_filter=self.pipeline.image_filter(),
-            passwords=passwords,
-            memory_mb=self.pipeline.limits.memory_mb,
-        ) as parser:
-            parser.submit(todo[0][0])
-            for index, (path, source, digest) in enumerate(todo):
-                clock = time.perf_counter()
-                try:
-                    document, _ = parser.result()
-                except ExtractionError as exc:
-                    document = None
-                    self._finish(FileOutcome(source, "failed", str(exc)))
-                self.timings["parse_wait"] += time.perf_counter() - clock
-                if index + 1 < len(todo):
-                    # The worker parses the next file while this process chunks and embeds.
-                    parser.submit(todo[index + 1][0])
-                if document is None:
-                    continue
-                pending.append(self._prepare(path, source, digest, document))
-                texts = sum(len(item.chunks) for item in pending)
-                images = sum(len(item.document.images) for item in pending)
-                if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
-                    self._flush(pending)
-                    pending = []
-        self._flush(pending)
+        return todo
 
     def _prepare(self, path: Path, source: str, digest: str, document: ParsedDocument) -> _Prepared:
         clock = time.perf_counter()
@@ -353,14 +402,20 @@ class _Run:
         return vectors
 
     def _flush(self, pending: list[_Prepared]) -> None:
+        for embedded in self.embed(pending):
+            self.write(embedded)
+
+    def embed(self, pending: list[_Prepared]) -> list[_Embedded]:
+        """Embed the chunks and images of ``pending`` in one pass and build their points."""
         if not pending:
-            return
+            return []
         texts = [chunk.embedding_text() for item in pending for chunk in item.chunks]
         images = [image.image for item in pending for image in item.document.images]
-        dim = self.store.dimension or 0
-        text_vectors = self._embed_texts(texts) if texts else np.zeros((0, dim), np.float32)
-        image_vectors = self._embed_images(images) if images else np.zeros((0, dim), np.float32)
+        nothing = np.zeros((0, 0), np.float32)
+        text_vectors = self._embed_texts(texts) if texts else nothing
+        image_vectors = self._embed_images(images) if images else nothing
         text_at = image_at = 0
+        embedded = []
         for item in pending:
             clock = time.perf_counter()
             points = []
@@ -408,33 +463,49 @@ class _Run:
                 )
                 image_at += 1
             self.timings["points"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            record = SourceRecord(
-                source=item.source,
-                content_hash=item.content_hash,
-                points=len(points),
-                chunks=len(item.chunks),
-                images=len(document.images),
-                pages=document.page_count,
-                ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            )
-            self.store.replace_source(record, points)
-            self.timings["store"] += time.perf_counter() - clock
             problems = list(document.problems)
             if not points:
                 problems.append(f"{item.path}: no text or images found")
-            self._finish(
-                FileOutcome(
+            embedded.append(
+                _Embedded(
                     item.source,
-                    "ingested",
+                    item.content_hash,
+                    points,
                     pages=document.page_count,
                     chunks=len(item.chunks),
                     images=len(document.images),
                     filtered=dict(document.filtered),
                     problems=problems,
-                    points=len(points),
                 )
             )
+        return embedded
+
+    def write(self, embedded: _Embedded) -> None:
+        """Replace the source's points in the store, then record it as done."""
+        clock = time.perf_counter()
+        record = SourceRecord(
+            source=embedded.source,
+            content_hash=embedded.content_hash,
+            points=len(embedded.points),
+            chunks=embedded.chunks,
+            images=embedded.images,
+            pages=embedded.pages,
+            ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        self.store.replace_source(record, embedded.points)
+        self.timings["store"] += time.perf_counter() - clock
+        self._finish(
+            FileOutcome(
+                embedded.source,
+                "ingested",
+                pages=embedded.pages,
+                chunks=embedded.chunks,
+                images=embedded.images,
+                filtered=embedded.filtered,
+                problems=embedded.problems,
+                points=len(embedded.points),
+            )
+        )
 
     # -- pruning ---------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ _EXPORTS = {
     "PipelineError": "mrag.pipeline",
     "ingest": "mrag.ingest",
     "IngestReport": "mrag.ingest",
+    "ingest_on_ray": "mrag.distributed",
     "MultimodalRetriever": "mrag.retriever",
 }
 
@@ -46,9 +47,11 @@ __all__ = [
     "StoreSettings",
     "__version__",
     "ingest",
+    "ingest_on_ray",
 ]
 
 if TYPE_CHECKING:
+    from .distributed import ingest_on_ray
     from .embeddings import JinaClipEmbeddings
     from .images import ImageError
     from .ingest import IngestReport, ingest

@@ -9,6 +9,7 @@ built-in default, which ``pipelines/default.toml`` spells out in full::
     [limits]    max_pages, max_pixels, time_budget_s, memory_mb
     [model]     name, revision, device, dtype, batch_size
     [store]     path, url, collection
+    [ray]       address, actors, batch_size, cpus_per_actor, gpus_per_actor, parse_cpus
 
 Command-line flags and environment variables override the file (see :meth:`Pipeline.override`).
 """
@@ -90,6 +91,18 @@ class StoreSection:
 
 
 @dataclass(frozen=True)
+class RaySection:
+    """How ``ingest --ray`` spreads the run: model actors and their resources."""
+
+    address: str | None = None
+    actors: int = 1
+    batch_size: int = 16
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    parse_cpus: float = 1.0
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """One ingestion pipeline. ``Pipeline()`` is the built-in default."""
 
@@ -99,6 +112,7 @@ class Pipeline:
     limits: LimitsSection = field(default_factory=LimitsSection)
     model: ModelSection = field(default_factory=ModelSection)
     store: StoreSection = field(default_factory=StoreSection)
+    ray: RaySection = field(default_factory=RaySection)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
@@ -157,6 +171,11 @@ class Pipeline:
                 "model.dtype must be auto, float32 or bfloat16",
             ),
             (not (self.store.path and self.store.url), "store: give path or url, not both"),
+            (self.ray.actors >= 1, "ray.actors must be at least 1"),
+            (self.ray.batch_size >= 1, "ray.batch_size must be at least 1"),
+            (self.ray.cpus_per_actor >= 0, "ray.cpus_per_actor must not be negative"),
+            (self.ray.gpus_per_actor >= 0, "ray.gpus_per_actor must not be negative"),
+            (self.ray.parse_cpus > 0, "ray.parse_cpus must be positive"),
         ]
         for ok, message in checks:
             if not ok:

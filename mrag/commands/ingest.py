@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from typing import TYPE_CHECKING
 
 from ..commands.common import (
     EXIT_FAILURES,
@@ -17,6 +19,10 @@ from ..commands.common import (
     error,
 )
 
+if TYPE_CHECKING:
+    from ..ingest import Events, IngestReport
+    from ..pipeline import Pipeline
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Split documents into text chunks and images, embed both with jina-clip-v1 "
         "and store them in Qdrant. Unchanged files are skipped; changed files are replaced.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
+    # "*", not "+": in `ingest --ray docs/` argparse hands the folder to --ray (see _ray_paths).
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to ingest")
     parser.add_argument("--pipeline", metavar="FILE", help="pipeline definition (TOML)")
     add_model_options(parser)
     add_store_options(parser)
@@ -43,6 +50,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="delete stored sources under the given folders whose files are gone",
     )
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (auto, HOST:PORT or ray://HOST:PORT; default: the pipeline's "
+        "[ray] address, RAY_ADDRESS, else a Ray instance on this machine); needs mrag[ray]",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run)
 
@@ -53,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline, PipelineError
     from ..progress import ConsoleProgress, format_summary
     from ..store import StoreError
+
+    address = _ray_paths(args)
+    if not args.paths:
+        raise UsageError("give at least one PATH to ingest")
 
     try:
         pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline()
@@ -74,13 +94,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     progress = ConsoleProgress()
     try:
-        report = ingest(
-            args.paths,
-            pipeline=pipeline,
-            passwords=args.password,
-            prune=args.prune,
-            events=progress,
-        )
+        if args.ray is None:
+            report = ingest(
+                args.paths,
+                pipeline=pipeline,
+                passwords=args.password,
+                prune=args.prune,
+                events=progress,
+            )
+        else:
+            report = _ingest_on_ray(args, address, pipeline, progress)
     except FileNotFoundError as exc:
         raise UsageError(str(exc).strip("'\"")) from None
     except ValueError as exc:
@@ -96,3 +119,36 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(report))
     return EXIT_OK if report.ok else EXIT_FAILURES
+
+
+def _ray_paths(args: argparse.Namespace) -> str | None:
+    """The Ray address of ``--ray [ADDRESS]``; a value that is no address is a path, put back."""
+    if not args.ray:
+        return None
+    if _is_ray_address(args.ray):
+        return args.ray
+    args.paths.insert(0, args.ray)
+    return None
+
+
+def _is_ray_address(value: str) -> bool:
+    return bool(re.match(r"(auto|local|ray://\S+|[\w.-]+:\d+)\Z", value))
+
+
+def _ingest_on_ray(
+    args: argparse.Namespace, address: str | None, pipeline: Pipeline, progress: Events
+) -> IngestReport:
+    try:
+        from ..distributed import ingest_on_ray
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray":
+            raise
+        raise UsageError("--ray needs Ray: pip install 'mrag[ray]'") from None
+    return ingest_on_ray(
+        args.paths,
+        address=address,
+        pipeline=pipeline,
+        passwords=args.password,
+        prune=args.prune,
+        events=progress,
+    )

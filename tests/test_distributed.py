@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import docgen
 import numpy as np
 import pytest
+import test_ingest
 from conftest import shared_path
 from test_ingest import REPO, _cli, _points
 
@@ -27,6 +27,9 @@ from mrag.pipeline import Pipeline
 from mrag.store import Store, StoreSettings
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'mrag[ray]'")
+
+#: The documents of the local run's tests, a broken and an encrypted PDF among them.
+docs = test_ingest.docs
 
 #: Real documents from ../shared/corpus: text PDFs, PDFs with images, a photo, a broken PDF.
 CORPUS_FILES = (
@@ -48,18 +51,10 @@ def ray_address() -> str:
         ray.shutdown()
 
 
-def _docs(folder: Path, work: Path, extra: int = 0) -> Path:
-    """Generated documents of every kind, a broken PDF, and ``extra`` Markdown files."""
-    folder.mkdir()
-    work.mkdir()
-    docgen.figures_pdf(folder / "report.pdf", work)
-    docgen.markdown_file(folder / "notes.md")
-    docgen.write_image(folder / "photo.png", docgen.halves((200, 30, 30), (30, 30, 200)), "PNG")
-    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \n%%EOF")
-    for index in range(extra):
+def _add_markdown(folder: Path, count: int) -> None:
+    for index in range(count):
         text = "\n\n".join(f"Section {index}.{p}: the figure shows results." * 20 for p in range(6))
         (folder / f"extra-{index:02d}.md").write_text(f"# Part {index}\n\n{text}")
-    return folder
 
 
 def _statuses(report: IngestReport) -> dict[str, str]:
@@ -75,11 +70,11 @@ def _assert_same_store(actual: dict, expected: dict) -> None:
 
 
 def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_unchanged(
-    ray_address: str, tmp_path: Path, tiny_model: JinaClipModel, tiny_checkpoint: Path
+    ray_address: str, docs: Path, tmp_path: Path, tiny_model: JinaClipModel, tiny_checkpoint: Path
 ) -> None:
     from mrag.distributed import ingest_on_ray
 
-    paths: list[Path] = [_docs(tmp_path / "docs", tmp_path / "work")]
+    paths: list[Path] = [docs]
     with contextlib.suppress(pytest.skip.Exception):  # a fresh clone: generated documents only
         paths += [shared_path("corpus", name) for name in CORPUS_FILES]
     pipeline = Pipeline().override(model__name=str(tiny_checkpoint), ray__batch_size=3)
@@ -114,12 +109,13 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
 
 def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     ray_address: str,
+    docs: Path,
     tmp_path: Path,
     tiny_model: JinaClipModel,
     tiny_checkpoint: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _docs(tmp_path / "docs", tmp_path / "work", extra=10)
+    _add_markdown(docs, 10)
     args = ("ingest", "docs", "--max-tokens", "64", "--ray", ray_address)
     pipeline_file = tmp_path / "pipeline.toml"
     # Two files per model call, so results reach the driver (and the store) one after another.
@@ -135,7 +131,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
             model=tiny_model,
             pipeline=Pipeline().override(chunking__max_tokens=64),
         )
-    assert clean.count("ingested") == 13
+    assert clean.count("ingested") == 13 and clean.count("failed") == 2
 
     process = subprocess.Popen(
         [sys.executable, "-m", "mrag", *args],

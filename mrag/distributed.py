@@ -165,6 +165,7 @@ class _RayRun(_Run):
         self.timings.update(stats.timings)
         self.report.real_tokens += stats.real_tokens
         self.report.padded_tokens += stats.padded_tokens
+        self.report.dtype = self.report.dtype or stats.dtype
         for modality, items, seconds in stats.embedded:
             self.events.embedded(modality, items, seconds)
 
@@ -217,6 +218,8 @@ class _BatchStats:
     real_tokens: int = 0
     padded_tokens: int = 0
     embedded: list[tuple[str, int, float]] = field(default_factory=list)
+    #: The actor model's compute dtype and why, once it is loaded.
+    dtype: str = ""
 
 
 class _Recorder(Events):
@@ -258,6 +261,8 @@ class _ModelActor:
         embedded = self._embed(run, prepared, reasons, list(batch["shown"]))
         stats = _BatchStats(run.timings, report.real_tokens, report.padded_tokens)
         stats.embedded = events.embedded_calls
+        if self.embedder.loaded is not None:
+            stats.dtype = str(self.embedder.loaded.dtype_choice)
         size = len(batch)
         return {
             "index": np.asarray(batch["index"]),

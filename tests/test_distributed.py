@@ -77,7 +77,9 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
     paths: list[Path] = [docs]
     with contextlib.suppress(pytest.skip.Exception):  # a fresh clone: generated documents only
         paths += [shared_path("corpus", name) for name in CORPUS_FILES]
-    pipeline = Pipeline().override(model__name=str(tiny_checkpoint), ray__batch_size=3)
+    pipeline = Pipeline().override(
+        model__name=str(tiny_checkpoint), model__dtype="float32", ray__batch_size=3
+    )
 
     with Store.open(StoreSettings(path=str(tmp_path / "local"))) as store:
         local = ingest(paths, store=store, model=tiny_model, pipeline=pipeline)
@@ -116,7 +118,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _add_markdown(docs, 10)
-    args = ("ingest", "docs", "--max-tokens", "64", "--ray", ray_address)
+    args = ("ingest", "docs", "--max-tokens", "64", "--dtype", "float32", "--ray", ray_address)
     pipeline_file = tmp_path / "pipeline.toml"
     # Two files per model call, so results reach the driver (and the store) one after another.
     pipeline_file.write_text("[ray]\nbatch_size = 2\n")
@@ -162,6 +164,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     summary = json.loads(rerun.stdout)
     statuses = {f["source"]: f["status"] for f in summary["files"]}
     assert statuses["docs/broken.pdf"] == "failed"
+    assert summary["dtype"].startswith("float32")  # the actors' model, as the local run reports it
     assert summary["totals"]["ingested"] + summary["totals"]["unchanged"] == 13
     assert summary["totals"]["unchanged"] >= 4
     _assert_same_store(_points(tmp_path / "crashed"), _points(tmp_path / "clean"))

@@ -21,6 +21,7 @@ is "unchanged" to a run without it and the other way round. Ray is imported here
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from .ingest import (
     parser_process,
     run_ingest,
 )
-from .pipeline import Pipeline
+from .pipeline import Pipeline, RaySection
 from .store import Store
 
 
@@ -72,13 +73,16 @@ def ingest_on_ray(
     pipeline = pipeline or Pipeline()
     started_here = not ray.is_initialized()
     if started_here:
+        address = address or pipeline.ray.address or None
         ray.init(
-            address=address or pipeline.ray.address or None,
+            address=address,
             include_dashboard=False,
             logging_level=logging.WARNING,
             configure_logging=False,
         )
     try:
+        if started_here and address in (None, "local") and not os.environ.get("RAY_ADDRESS"):
+            _check_fits(pipeline.ray)
         return run_ingest(
             _RayRun,
             paths,
@@ -91,6 +95,24 @@ def ingest_on_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _check_fits(settings: RaySection) -> None:
+    """A Ray instance started for this run cannot grow: refuse what it could never schedule,
+    instead of waiting forever for resources that will not come."""
+    resources = ray.cluster_resources()
+    actors = settings.actors
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    needed_cpus = actors * settings.cpus_per_actor + settings.parse_cpus
+    needed_gpus = actors * settings.gpus_per_actor
+    if needed_cpus > cpus or needed_gpus > gpus:
+        raise ValueError(
+            f"[ray]: {actors} model actor(s) with {settings.cpus_per_actor:g} CPU and "
+            f"{settings.gpus_per_actor:g} GPU each, plus a parser with {settings.parse_cpus:g} "
+            f"CPU, need {needed_cpus:g} CPUs and {needed_gpus:g} GPUs; this machine has "
+            f"{cpus:g} and {gpus:g} (lower ray.actors or the per-actor resources, or give a "
+            "cluster address)"
+        )
 
 
 # -- the driver ------------------------------------------------------------------------------------

@@ -190,3 +190,13 @@ def test_ingest_without_ray_never_imports_ray(tmp_path: Path, tiny_checkpoint: P
     }
     assert {"mrag.ingest", "torch"} <= imported  # the listing is real: the run loaded both
     assert not {name for name in imported if name == "ray" or name.startswith("ray.")}
+
+
+def test_a_local_ray_refuses_actors_it_could_never_place(ray_address: str) -> None:
+    from mrag.distributed import _check_fits
+
+    _check_fits(Pipeline().ray)  # one model actor and one parser fit in 2 CPUs
+    with pytest.raises(ValueError, match=r"need 2 CPUs and 1 GPUs; this machine has 2 and 0"):
+        _check_fits(Pipeline().override(ray__gpus_per_actor=1.0).ray)
+    with pytest.raises(ValueError, match=r"3 model actor\(s\) .* need 4 CPUs"):
+        _check_fits(Pipeline().override(ray__actors=3).ray)

@@ -261,6 +261,11 @@ class _ModelActor:
             pipeline = pipeline.override(model__device="cuda")
         self.pipeline = pipeline
         self.embedder = _Embedder(pipeline, None)
+        # Ray sets OMP_NUM_THREADS to the floor of the CPUs reserved (1.75 -> 1); the model runs
+        # on as many threads as CPUs reserved, rounded.
+        import torch
+
+        torch.set_num_threads(max(1, round(pipeline.ray.cpus_per_actor)))
 
     def __call__(self, batch: Any) -> Any:
         events = _Recorder()

@@ -46,9 +46,7 @@ def point_counts(settings: Settings) -> tuple[int, ...]:
 
 def fill(store: Any, count: int, dimension: int, start: int, seed: int) -> None:
     """Add points ``start..count`` with random unit vectors."""
-    from qdrant_client import models
-
-    from mrag.store import point_id
+    from mrag.store import Point, point_id
 
     rng = np.random.default_rng(seed + start)
     vectors = rng.standard_normal((count - start, dimension)).astype(np.float32)
@@ -68,11 +66,7 @@ def fill(store: Any, count: int, dimension: int, start: int, seed: int) -> None:
                 "content_hash": f"{index // 50:064x}",
             },
         }
-        points.append(
-            models.PointStruct(
-                id=point_id(source, modality, index), vector=vector.tolist(), payload=payload
-            )
-        )
+        points.append(Point(point_id(source, modality, index), modality, vector, payload))
     store.upsert(points)
 
 
@@ -105,9 +99,7 @@ def run(settings: Settings) -> dict[str, Any]:
     shm = Path("/dev/shm")
     where = str(shm) if shm.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="mrag-bench-query-", dir=where) as tmp:
-        store = Store.open(
-            StoreSettings(path=str(Path(tmp) / "qdrant"), collection="bench"), dimension=dimension
-        )
+        store = Store.open(StoreSettings(path=str(Path(tmp) / "qdrant"), collection="bench"))
         try:
             store.ensure_collection(dimension)
             filled = 0
@@ -118,9 +110,7 @@ def run(settings: Settings) -> dict[str, Any]:
                 filled = count
                 retriever = None
                 if retriever_cls is not None:
-                    retriever = retriever_cls(
-                        client=store.client, collection=store.collection, embeddings=embeddings, k=8
-                    )
+                    retriever = retriever_cls(store=store, embeddings=embeddings, k=8)
                 embed_times, search_times, total_times = [], [], []
                 with PeakRss() as peak, torch.inference_mode():
                     embed_query("warm up the model")

@@ -26,13 +26,12 @@ import numpy as np
 
 from .chunking import Chunk, chunk_document
 from .document import ExtractionError, ParsedDocument
-from .model import JinaClipConfig, JinaClipModel
+from .model import JinaClipModel
 from .model.clip import batch_plan
-from .model.hub import resolve_checkpoint
 from .pipeline import Pipeline
 from .points import image_payload, make_point, text_payload
 from .sources import file_hash, find_files, source_name
-from .store import SourceRecord, Store, StoreSettings
+from .store import ModelRecord, SourceRecord, Store, StoreSettings
 from .worker import ParserProcess
 
 Status = Literal["ingested", "unchanged", "failed", "deleted"]
@@ -146,11 +145,26 @@ class _Embedded:
 
 
 class _Embedder:
-    """Loads the model on first use: a run where nothing changed never loads it."""
+    """Loads the model on first use: a run where nothing changed never loads it.
 
-    def __init__(self, pipeline: Pipeline, model: JinaClipModel | None) -> None:
+    On first use it also checks that the store was built with this model: vectors of another
+    one would be noise, so nothing is embedded (or loaded) before the check passes.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, model: JinaClipModel | None, store: Store | None = None
+    ) -> None:
         self.pipeline = pipeline
         self._model = model
+        self._store = store
+        self._checked = store is None  # nothing to check against (a Ray actor: no store)
+
+    def check(self) -> None:
+        """Raise :class:`~mrag.store.ModelMismatchError` if the store was built with another
+        model; reads the checkpoint's files, loads nothing."""
+        if not self._checked and self._store is not None:
+            self._store.check_model(model_record(self.pipeline, self._model))
+        self._checked = True
 
     @property
     def loaded(self) -> JinaClipModel | None:
@@ -159,6 +173,7 @@ class _Embedder:
 
     @property
     def model(self) -> JinaClipModel:
+        self.check()
         if self._model is None:
             from .embeddings import load_shared_model
 
@@ -169,12 +184,12 @@ class _Embedder:
         return self._model
 
 
-def model_dimension(pipeline: Pipeline, model: JinaClipModel | None) -> int:
-    """The embedding size, from the loaded model or just the checkpoint's config."""
+def model_record(pipeline: Pipeline, model: JinaClipModel | None) -> ModelRecord:
+    """Which model this run embeds with, without loading it: what the store records."""
+    revision = pipeline.model.revision
     if model is not None:
-        return model.embedding_dim
-    folder = resolve_checkpoint(pipeline.model.name, revision=pipeline.model.revision)
-    return JinaClipConfig.from_folder(folder).embedding_dim
+        return ModelRecord.of(model.name_or_path or None, revision, model.embedding_dim)
+    return ModelRecord.of_checkpoint(pipeline.model.name, revision)
 
 
 def _read_passwords(pipeline: Pipeline, passwords: Sequence[str]) -> list[str]:
@@ -253,13 +268,19 @@ def run_ingest(
         store = Store.open(settings)
     report.store = f"{store.collection} @ {store.location or 'a Qdrant client'}"
     try:
-        store.ensure_collection(model_dimension(pipeline, model) if not store.exists() else None)
+        if not store.exists():
+            store.ensure_collection(model_record(pipeline, model))
         events.start(len(files))
-        embedder = _Embedder(pipeline, model)
+        embedder = _Embedder(pipeline, model, store)
         run = run_type(pipeline, store, embedder, report, events)
         run.process(files, all_passwords)
         if prune:
             run.prune(paths, files)
+        if store.needs_optimize():
+            # Once per run, never per file: building HNSW graphs takes minutes at 100k points.
+            clock = time.perf_counter()
+            store.optimize()
+            run.timings["optimize"] += time.perf_counter() - clock
     finally:
         if own_store:
             store.close()

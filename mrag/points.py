@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
-from qdrant_client import models
 
 from .images import to_rgb
-from .store import point_id
+from .store import Point, point_id
 
 #: Longest side of the image rendition stored in each image point.
 RENDITION_MAX_SIDE = 1024
@@ -73,10 +72,8 @@ def make_point(
     position: str | int,
     vector: Sequence[float],
     payload: dict[str, Any],
-) -> models.PointStruct:
-    return models.PointStruct(
-        id=point_id(source, modality, position), vector=list(vector), payload=payload
-    )
+) -> Point:
+    return Point(point_id(source, modality, position), modality, vector, payload)
 
 
 def decode_rendition(metadata: dict[str, Any]) -> Image.Image:

@@ -9,8 +9,9 @@ used as the point id; any other string maps to a uuid5 of it and the string itse
 payload (top-level ``doc_id``), so ``Document.id`` comes back exactly as given. Without an id, a
 point's id is a uuid5 of its content and metadata, so adding the same thing twice is idempotent.
 
-Metadata round-trips as given. mrag needs ``metadata.modality`` on every point (the retriever
-filters on it); when the caller did not set it, it is added and its name recorded in the payload
+Metadata round-trips as given. mrag writes ``metadata.modality`` on every point (filters and
+other Qdrant clients use it; points of other writers that lack it count as text); when the
+caller did not set it, it is added and its name recorded in the payload
 (top-level ``mrag_hidden``), and this class strips it again on the way out. Image points also
 expose ``mime_type``, ``image_base64``, ``width`` and ``height``: they *are* the image. Ingested
 points have no hidden keys, so all of their metadata is returned.
@@ -24,17 +25,18 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
-from qdrant_client import QdrantClient, models
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from .images import ImageInput, load_image
 from .points import image_payload
-from .retriever import DOC_ID_KEY, MultimodalRetriever, document_id
-from .store import DEFAULT_COLLECTION, POINT_NAMESPACE, Store, metadata_filter
+from .retriever import DOC_ID_KEY, MultimodalRetriever, document_id, split_filter
+from .store import DEFAULT_COLLECTION, POINT_NAMESPACE, Found, Leg, Point, Store, StoreSettings
 
 #: Top-level payload key listing metadata keys mrag added on the caller's behalf.
 HIDDEN_KEY = "mrag_hidden"
@@ -91,26 +93,47 @@ def _normalise_ids(ids: Sequence[str | None] | None, count: int) -> list[str | N
 
 
 class MragVectorStore(VectorStore):
-    """LangChain vector store on an mrag Qdrant collection (text and images).
+    """LangChain vector store on an mrag collection (text and images).
 
     Args:
-        client: an open ``QdrantClient``.
-        collection: collection name; created on the first add (vector size from the embeddings).
+        store: an open :class:`mrag.store.Store`, or a ``QdrantClient`` (with ``collection``).
+        collection: collection name when ``store`` is a client.
         embeddings: any LangChain ``Embeddings`` for text; :meth:`add_images` also needs an
             ``embed_image`` method (e.g. :class:`mrag.JinaClipEmbeddings`).
 
+    The collection is created on the first add (vector size from the embeddings).
     ``similarity_search`` is a plain nearest-neighbour search over every point, the usual
     ``VectorStore`` contract. For mixed text and image results use :meth:`as_retriever`, which
-    ranks each modality on its own (see :mod:`mrag.retriever`).
+    ranks each modality on its own and adds the keyword leg (see :mod:`mrag.retriever`).
     """
 
     def __init__(
-        self, client: QdrantClient, collection: str = DEFAULT_COLLECTION, *, embeddings: Embeddings
+        self,
+        store: Store | Any,
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        embeddings: Embeddings,
     ) -> None:
-        self.client = client
-        self.collection = collection
+        self.store = store if isinstance(store, Store) else Store.from_client(store, collection)
+        self.collection = self.store.collection
         self._embeddings = embeddings
-        self._store = Store(client, collection)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | None = None,
+        *,
+        url: str | None = None,
+        collection: str | None = None,
+        model: str | None = None,
+    ) -> MragVectorStore:
+        """The vector store an app wants in one line: the store from arguments or the
+        environment (``./.mrag/qdrant`` by default) and jina-clip-v1 (or ``model``/``MRAG_MODEL``).
+        """
+        from .retriever import open_default
+
+        store, embeddings = open_default(path, url, collection, model)
+        return cls(store, embeddings=embeddings)
 
     @property
     def embeddings(self) -> Embeddings:
@@ -124,14 +147,18 @@ class MragVectorStore(VectorStore):
     ) -> list[str]:
         if not vectors:
             return []
-        self._store.ensure_collection(len(vectors[0]))
+        from .retriever import model_record_of
+
+        record = model_record_of(self._embeddings)
+        self.store.ensure_collection(record or len(vectors[0]))
         points = []
         for vector, payload, doc_id in zip(vectors, payloads, ids, strict=True):
             point = qdrant_point_id(doc_id)
             if point != doc_id:
                 payload[DOC_ID_KEY] = doc_id
-            points.append(models.PointStruct(id=point, vector=list(vector), payload=payload))
-        self._store.upsert(points)
+            modality = payload["metadata"]["modality"]
+            points.append(Point(point, modality, vector, payload))
+        self.store.upsert(points)
         return ids
 
     def add_texts(
@@ -212,57 +239,70 @@ class MragVectorStore(VectorStore):
         return await run_in_executor(None, lambda: self.add_images(uris, metadatas, ids, **kwargs))
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete points by id (missing ids are ignored). ``ids=None`` deletes nothing."""
-        if not ids or not self._store.exists():
+        """Delete points by id (missing ids are ignored); ``ids=None`` deletes every point."""
+        if not self.store.exists():
             return True
-        self._store.delete_points([qdrant_point_id(str(doc_id)) for doc_id in ids])
+        if ids is None:
+            self.store.delete_all()
+        elif ids:
+            self.store.delete_points([qdrant_point_id(str(doc_id)) for doc_id in ids])
         return True
 
     # -- reading ---------------------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents of the given ids that exist, in the order asked."""
-        if not ids or not self._store.exists():
+        if not ids or not self.store.exists():
             return []
         wanted = [qdrant_point_id(str(doc_id)) for doc_id in ids]
-        records = self.client.retrieve(self.collection, wanted, with_payload=True)
-        by_id = {str(record.id): record for record in records}
+        by_id = {found.id: found for found in self.store.retrieve(wanted)}
         return [
-            _payload_document(by_id[point].id, by_id[point].payload or {})
+            _payload_document(point, by_id[point].payload)
             for point in dict.fromkeys(wanted)
             if point in by_id
         ]
 
-    def _query_filter(self, filter: dict[str, Any] | models.Filter | None) -> models.Filter | None:
-        if filter is None or isinstance(filter, models.Filter):
-            return filter
-        return metadata_filter(filter)
+    def _nearest(
+        self,
+        embedding: Sequence[float],
+        k: int,
+        filter: Any,
+        *,
+        score_threshold: float | None = None,
+        with_vectors: bool = False,
+    ) -> list[Found]:
+        """The ``k`` nearest points of every wanted modality, merged by raw cosine."""
+        if k <= 0 or not self.store.exists():
+            return []
+        modalities, rest = split_filter(filter)
+        legs = [
+            Leg(
+                using=modality,
+                query=list(embedding),
+                limit=k,
+                filter=rest,
+                score_threshold=score_threshold,
+                with_vectors=(modality,) if with_vectors else (),
+            )
+            for modality in modalities
+        ]
+        pool = [found for hits in self.store.search(legs) for found in hits]
+        return sorted(pool, key=lambda found: -found.score)[:k]
 
     def similarity_search_with_score_by_vector(
         self,
         embedding: list[float],
         k: int = 4,
-        filter: dict[str, Any] | models.Filter | None = None,
+        filter: dict[str, Any] | Any | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Nearest points to ``embedding`` with their cosine similarity, best first.
 
-        ``filter`` is ``{metadata key: value}`` (a list matches any item) or a Qdrant ``Filter``.
+        ``filter`` is ``{metadata key: value}`` (a list matches any item; ``modality`` picks
+        passages or images), an :class:`mrag.store.Filter` or a Qdrant ``Filter``.
         """
-        if k <= 0 or not self._store.exists():
-            return []
-        response = self.client.query_points(
-            self.collection,
-            query=list(embedding),
-            query_filter=self._query_filter(filter),
-            limit=k,
-            with_payload=True,
-            score_threshold=kwargs.get("score_threshold"),
-        )
-        return [
-            (_payload_document(point.id, point.payload or {}), float(point.score))
-            for point in response.points
-        ]
+        hits = self._nearest(embedding, k, filter, score_threshold=kwargs.get("score_threshold"))
+        return [(_payload_document(found.id, found.payload), found.score) for found in hits]
 
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, **kwargs: Any
@@ -283,6 +323,58 @@ class MragVectorStore(VectorStore):
         """Nearest documents to a text query, best first (raw cosine, modalities mixed)."""
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
+    def similarity_search_by_image(
+        self, image: ImageInput, k: int = 4, **kwargs: Any
+    ) -> list[Document]:
+        """Nearest documents to a picture (path, bytes, PIL image or ``data:`` URI), best first:
+        images and passages by raw cosine (``filter={"modality": "image"}`` for images only)."""
+        return self.similarity_search_by_vector(self._image_vector(image), k, **kwargs)
+
+    def _image_vector(self, image: ImageInput) -> list[float]:
+        embed_image = getattr(self._embeddings, "embed_image", None)
+        if embed_image is None:
+            raise TypeError(
+                f"{type(self._embeddings).__name__} cannot embed images (no embed_image method)"
+            )
+        return list(embed_image([image])[0])
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | Any | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents among the ``fetch_k`` nearest, chosen for relevance and diversity
+        (``lambda_mult`` 1 = relevance only, 0 = diversity only)."""
+        candidates = self._nearest(embedding, max(fetch_k, k), filter, with_vectors=True)
+        vectors = [next(iter(found.vectors.values()), None) for found in candidates]
+        usable = [(f, v) for f, v in zip(candidates, vectors, strict=True) if v is not None]
+        if not usable:
+            return []
+        chosen = maximal_marginal_relevance(
+            np.asarray(embedding, dtype=np.float32),
+            [vector for _, vector in usable],
+            lambda_mult=lambda_mult,
+            k=min(k, len(usable)),
+        )
+        return [_payload_document(usable[i][0].id, usable[i][0].payload) for i in chosen]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """MMR for a text query (see :meth:`max_marginal_relevance_search_by_vector`)."""
+        return self.max_marginal_relevance_search_by_vector(
+            self._embeddings.embed_query(query), k, fetch_k, lambda_mult, **kwargs
+        )
+
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         # Qdrant already returns cosine *similarity*; relevance keeps that scale, clipped at 0.
         return _cosine_relevance
@@ -297,22 +389,25 @@ class MragVectorStore(VectorStore):
         metadatas: list[dict] | None = None,
         *,
         ids: list[str] | None = None,
-        client: QdrantClient | None = None,
+        store: Store | None = None,
+        client: Any = None,
         collection: str = DEFAULT_COLLECTION,
         location: str = ":memory:",
         **kwargs: Any,
     ) -> MragVectorStore:
-        """A store holding ``texts``: on ``client``, or a new local Qdrant at ``location``
-        (``":memory:"`` by default, or a folder path)."""
-        if client is None:
-            client = (
-                QdrantClient(location=":memory:")
+        """A store holding ``texts``: on ``store`` (or a ``QdrantClient``), or a new one at
+        ``location``: ``":memory:"`` (default) or a folder for the embedded store."""
+        if store is None and client is not None:
+            store = Store.from_client(client, collection)
+        if store is None:
+            store = (
+                Store.memory(collection)
                 if location == ":memory:"
-                else QdrantClient(path=location)
+                else Store.open(StoreSettings(path=location, collection=collection))
             )
-        store = cls(client, collection, embeddings=embedding)
-        store.add_texts(texts, metadatas, ids=ids)
-        return store
+        vectorstore = cls(store, embeddings=embedding)
+        vectorstore.add_texts(texts, metadatas, ids=ids)
+        return vectorstore
 
     def as_retriever(self, **kwargs: Any) -> BaseRetriever:  # type: ignore[override]
         """A retriever on this store.
@@ -334,6 +429,4 @@ class MragVectorStore(VectorStore):
         options = dict(kwargs)
         options.pop("search_type", None)
         options.update(options.pop("search_kwargs", None) or {})
-        return MultimodalRetriever(
-            client=self.client, collection=self.collection, embeddings=self._embeddings, **options
-        )
+        return MultimodalRetriever(store=self.store, embeddings=self._embeddings, **options)

@@ -55,23 +55,13 @@ def _run(docs: Path, store_path: Path, model: JinaClipModel, **kwargs) -> object
 
 
 def _points(store_path: Path) -> dict[str, tuple[dict, list[float]]]:
-    client = QdrantClient(path=str(store_path))
-    try:
-        points = {}
-        offset = None
-        while True:
-            records, offset = client.scroll(
-                "mrag", limit=256, offset=offset, with_payload=True, with_vectors=True
-            )
-            for record in records:
-                points[str(record.id)] = (record.payload, record.vector)
-            if offset is None:
-                break
-        ledger, _ = client.scroll("mrag__sources", limit=1000)
-        sources = {r.payload["source"]: r.payload["content_hash"] for r in ledger}
+    with _store(store_path) as store:
+        points = {
+            found.id: (found.payload, next(iter(found.vectors.values())))
+            for found in store.iter_points(with_vectors=True)
+        }
+        sources = {record.source: record.content_hash for record in store.sources()}
         return {"points": points, "sources": sources}  # type: ignore[return-value]
-    finally:
-        client.close()
 
 
 def _by_source(state: dict, source_suffix: str) -> list[dict]:
@@ -274,7 +264,8 @@ def test_cli_ingest_json_stats_delete_and_exit_codes(
 
 
 def test_a_second_writer_gets_a_clear_error(docs: Path, tmp_path: Path, tiny_checkpoint) -> None:
-    holder = QdrantClient(path=str(tmp_path / "store"))
+    holder = _store(tmp_path / "store")
+    holder.ensure_collection(8)
     try:
         with pytest.raises(StoreError, match="in use by another process"):
             _store(tmp_path / "store")
@@ -339,11 +330,15 @@ def test_langchain_qdrant_reads_the_store(docs: Path, tmp_path: Path, tiny_model
     from mrag import JinaClipEmbeddings
 
     shutil.rmtree(docs / "broken.pdf", ignore_errors=True)
-    _run(docs, tmp_path / "store", tiny_model)
-    client = QdrantClient(path=str(tmp_path / "store"))
+    # A collection on a Qdrant server, here through qdrant-client's local mode.
+    client = QdrantClient(path=str(tmp_path / "server"))
+    ingest([docs], store=Store.from_client(client, "mrag"), model=tiny_model)
     try:
         store = langchain_qdrant.QdrantVectorStore(
-            client=client, collection_name="mrag", embedding=JinaClipEmbeddings(model=tiny_model)
+            client=client,
+            collection_name="mrag",
+            embedding=JinaClipEmbeddings(model=tiny_model),
+            vector_name="text",
         )
         chunk = next(p for p, _ in _points_from(client) if p["metadata"]["modality"] == "text")
         found = store.similarity_search(chunk["page_content"], k=1)

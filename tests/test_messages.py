@@ -14,7 +14,6 @@ from langchain_core.language_models.fake_chat_models import ParrotFakeChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnablePassthrough
 from PIL import Image
-from qdrant_client import QdrantClient
 
 from mrag.embeddings import JinaClipEmbeddings
 from mrag.messages import (
@@ -28,6 +27,7 @@ from mrag.messages import (
 )
 from mrag.model import JinaClipModel
 from mrag.retriever import MultimodalRetriever
+from mrag.store import Store, StoreSettings
 from mrag.vectorstore import MragVectorStore
 
 
@@ -54,7 +54,9 @@ def retriever(
 ) -> MultimodalRetriever:
     tmp_path = tmp_path_factory.mktemp("messages")
     embeddings = JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
-    store = MragVectorStore(QdrantClient(path=str(tmp_path / "q")), "m", embeddings=embeddings)
+    store = MragVectorStore(
+        Store.open(StoreSettings(path=str(tmp_path / "q"), collection="m")), embeddings=embeddings
+    )
     store.add_texts(
         ["the pump wiring is shown in figure 2", "the valve opens at 3 bar"],
         [{"source": "manual.pdf", "page": 4}, {"source": "manual.pdf", "page": 5}],

@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from qdrant_client import QdrantClient
 
 from mrag.cli import main
 from mrag.commands.query import safe_file_name
 from mrag.embeddings import JinaClipEmbeddings
 from mrag.model import JinaClipModel
 from mrag.points import image_payload, make_point, text_payload
-from mrag.store import Store
+from mrag.store import ModelRecord, Store, StoreSettings
 
 TEXTS = [
     ("manual.pdf", 1, "the pump wiring is shown in the figure"),
@@ -37,9 +36,8 @@ def store_dir(
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("query-cli")
     embeddings = JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
-    client = QdrantClient(path=str(root / "qdrant"))
-    store = Store(client, "docs")
-    store.ensure_collection(embeddings.dimension)
+    store = Store.open(StoreSettings(path=str(root / "qdrant"), collection="docs"))
+    store.ensure_collection(ModelRecord.of(tiny_checkpoint, None, embeddings.dimension))
     vectors = embeddings.embed_documents([text for _, _, text in TEXTS])
     points = [
         make_point(
@@ -56,7 +54,7 @@ def store_dir(
         )
         points.append(make_point(sources[i], "image", i, vector, payload))
     store.upsert(points)
-    client.close()  # local mode allows one client per folder: the CLI opens its own
+    store.close()  # one process at a time holds an embedded store: the CLI opens its own
     image_path = root / "query.png"
     images[0].save(image_path)
     return {"root": root, "qdrant": root / "qdrant", "model": tiny_checkpoint, "image": image_path}

@@ -19,7 +19,7 @@ from mrag.embeddings import JinaClipEmbeddings
 from mrag.model import JinaClipModel
 from mrag.points import RENDITION_MAX_SIDE, image_payload, make_point, text_payload
 from mrag.retriever import FusionSettings, Hit, MultimodalRetriever, fuse, split_filter
-from mrag.store import Store, StoreError, point_id
+from mrag.store import Store, StoreError, StoreSettings, point_id
 
 CHUNKS = [
     ("report.pdf", 1, "the company report shows the price of energy in the city"),
@@ -40,11 +40,8 @@ def picture(color: str, size: tuple[int, int] = (120, 80), mark: int = 0) -> Ima
     return image
 
 
-def build_sample(
-    client: QdrantClient, collection: str, embeddings: JinaClipEmbeddings
-) -> dict[str, Any]:
+def build_sample(store: Store, embeddings: JinaClipEmbeddings) -> dict[str, Any]:
     """Write six text chunks and five images as ingestion would: Store + points helpers."""
-    store = Store(client, collection)
     store.ensure_collection(embeddings.dimension)
     text_vectors = embeddings.embed_documents([text for _, _, text in CHUNKS])
     points = [
@@ -89,21 +86,28 @@ def embeddings(tiny_model: JinaClipModel, tiny_checkpoint: Path) -> JinaClipEmbe
     return JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
 
 
-@pytest.fixture(scope="module")
+def open_backend(kind: str, folder: Path, collection: str) -> Store:
+    """The embedded default (Qdrant Edge), or the server code path on qdrant-client's local mode."""
+    if kind == "edge":
+        return Store.open(StoreSettings(path=str(folder / "edge"), collection=collection))
+    return Store.from_client(QdrantClient(path=str(folder / "local")), collection)
+
+
+@pytest.fixture(scope="module", params=["edge", "local"])
 def sample(
-    embeddings: JinaClipEmbeddings, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    embeddings: JinaClipEmbeddings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
-    client = QdrantClient(path=str(tmp_path_factory.mktemp("retriever") / "qdrant"))
-    built = build_sample(client, "sample", embeddings)
-    yield {"client": client, "embeddings": embeddings, **built}
-    client.close()
+    store = open_backend(request.param, tmp_path_factory.mktemp("retriever"), "sample")
+    built = build_sample(store, embeddings)
+    yield {"store": store, "embeddings": embeddings, **built}
+    store.close()
 
 
 @pytest.fixture
 def retriever(sample: dict[str, Any]) -> MultimodalRetriever:
-    return MultimodalRetriever(
-        client=sample["client"], collection="sample", embeddings=sample["embeddings"]
-    )
+    return MultimodalRetriever(store=sample["store"], embeddings=sample["embeddings"])
 
 
 class TestMultimodalRetrieverStandard(RetrieversIntegrationTests):
@@ -111,11 +115,7 @@ class TestMultimodalRetrieverStandard(RetrieversIntegrationTests):
 
     @pytest.fixture(autouse=True)
     def _use_sample(self, sample: dict[str, Any]) -> None:
-        self._params = {
-            "client": sample["client"],
-            "collection": "sample",
-            "embeddings": sample["embeddings"],
-        }
+        self._params = {"store": sample["store"], "embeddings": sample["embeddings"]}
 
     @property
     def retriever_constructor(self) -> type[MultimodalRetriever]:
@@ -183,8 +183,7 @@ async def test_async_paths(retriever: MultimodalRetriever, sample: dict[str, Any
 def test_image_hits_carry_a_decodable_capped_image(
     embeddings: JinaClipEmbeddings, tmp_path: Path
 ) -> None:
-    client = QdrantClient(path=str(tmp_path / "q"))
-    store = Store(client, "big")
+    store = open_backend("edge", tmp_path, "big")
     store.ensure_collection(embeddings.dimension)
     big = picture("orange", size=(1600, 900))
     [vector] = embeddings.embed_image([big])
@@ -199,13 +198,13 @@ def test_image_hits_carry_a_decodable_capped_image(
             )
         ]
     )
-    retriever = MultimodalRetriever(client=client, collection="big", embeddings=embeddings)
+    retriever = MultimodalRetriever(store=store, embeddings=embeddings)
     [doc] = retriever.search_by_image(big)
     assert doc.metadata["mime_type"] in ("image/png", "image/jpeg")
     image = Image.open(io.BytesIO(base64.b64decode(doc.metadata["image_base64"])))
     assert max(image.size) <= RENDITION_MAX_SIDE
     assert (doc.metadata["width"], doc.metadata["height"]) == (1600, 900)
-    client.close()
+    store.close()
 
 
 # -- filters, k, quotas --------------------------------------------------------------------------
@@ -248,8 +247,7 @@ def test_filters(retriever: MultimodalRetriever) -> None:
 
 def test_filter_field_on_the_retriever(sample: dict[str, Any]) -> None:
     retriever = MultimodalRetriever(
-        client=sample["client"],
-        collection="sample",
+        store=sample["store"],
         embeddings=sample["embeddings"],
         filter={"modality": "text", "source": "report.pdf"},
         k=5,
@@ -271,9 +269,14 @@ def test_quota_fusion(retriever: MultimodalRetriever) -> None:
 
 
 def test_caps_in_rrf(retriever: MultimodalRetriever) -> None:
-    docs = retriever.invoke("energy", k=6, image_k=1)
+    docs = retriever.invoke("energy", k=6, image_k=1, hybrid=False)
     modalities = [doc.metadata["modality"] for doc in docs]
     assert modalities == ["text", "image", "text", "text", "text", "text"]  # image capped at 1
+    # The keyword leg finds the one passage saying "energy": two legs rank it, so it leads,
+    # and the best of the rest still interleaves with the image.
+    docs = retriever.invoke("energy", k=6, image_k=1)
+    assert "energy" in docs[0].page_content
+    assert [doc.metadata["modality"] for doc in docs].count("image") == 1
     docs = retriever.invoke("energy", k=6, text_k=2)
     assert [doc.metadata["modality"] for doc in docs].count("text") == 2
 
@@ -286,7 +289,7 @@ def test_score_threshold_per_modality(retriever: MultimodalRetriever) -> None:
     assert len(docs) == 6
     with pytest.raises(ValueError, match="modality"):
         MultimodalRetriever(
-            client=retriever.client, embeddings=retriever.embeddings, score_threshold={"audio": 0.1}
+            store=retriever.store, embeddings=retriever.embeddings, score_threshold={"audio": 0.1}
         )
 
 
@@ -329,8 +332,7 @@ def _unit(*values: float) -> list[float]:
 def test_modality_gap_rrf_keeps_the_image_raw_scores_bury_it() -> None:
     """Every passage outscores every image, as with real CLIP models; the relevant image
     must still make the top k under fusion, and does not under a raw-score sort."""
-    client = QdrantClient(":memory:")
-    store = Store(client, "gap")
+    store = Store.memory("gap")
     store.ensure_collection(4)
     query = [1.0, 0.0, 0.0, 0.0]
     points = []
@@ -356,9 +358,7 @@ def test_modality_gap_rrf_keeps_the_image_raw_scores_bury_it() -> None:
         points.append(make_point("doc.pdf", "image", i, vector, payload))
     store.upsert(points)
     relevant = point_id("doc.pdf", "image", 0)
-    retriever = MultimodalRetriever(
-        client=client, collection="gap", embeddings=FixedEmbeddings({"q": query}), k=4
-    )
+    retriever = MultimodalRetriever(store=store, embeddings=FixedEmbeddings({"q": query}), k=4)
 
     raw = retriever.invoke("q", fusion="score")
     assert [doc.metadata["modality"] for doc in raw] == ["text"] * 4

@@ -161,8 +161,8 @@ def store_settings(
         )
         for (name, image), vector in zip(images.items(), image_vectors, strict=True)
     ]
-    with Store.open(settings, dimension=tiny_model.embedding_dim) as store:
-        store.ensure_collection()
+    with Store.open(settings) as store:
+        store.ensure_collection(tiny_model.embedding_dim)
         store.upsert(points)
     return settings
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,28 @@ from mrag.points import (
     make_point,
     text_payload,
 )
-from mrag.store import POINT_NAMESPACE, SourceRecord, Store, StoreError, StoreSettings, point_id
+from mrag.store import (
+    POINT_NAMESPACE,
+    ModelMismatchError,
+    SourceRecord,
+    Store,
+    StoreError,
+    StoreInUseError,
+    StoreSettings,
+    point_id,
+)
+
+#: Every backend the rules must hold on: the embedded default, and the server code path
+#: through qdrant-client's local mode (on disk) and in memory.
+BACKENDS = ["edge", "local", "memory"]
+
+
+def open_backend(kind: str, folder: Path, collection: str = "docs") -> Store:
+    if kind == "edge":
+        return Store.open(StoreSettings(path=str(folder / "edge-store"), collection=collection))
+    if kind == "local":
+        return Store.from_client(QdrantClient(path=str(folder / "local-store")), collection)
+    return Store.from_client(QdrantClient(":memory:"), collection)
 
 
 def _record(source: str, digest: str, points: int) -> SourceRecord:
@@ -33,11 +57,12 @@ def _text_points(source: str, texts: list[str]) -> list:
     ]
 
 
-@pytest.fixture
-def store() -> Store:
-    store = Store(QdrantClient(":memory:"), "docs", dimension=3)
-    store.ensure_collection()
-    return store
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    store = open_backend(request.param, tmp_path)
+    store.ensure_collection(3)
+    yield store
+    store.close()
 
 
 def test_point_ids_are_uuid5_of_source_modality_and_position() -> None:
@@ -73,7 +98,7 @@ def test_a_source_without_ledger_entry_is_not_done(store: Store) -> None:
 
 
 def test_vector_size_mismatch_is_a_clear_error(store: Store) -> None:
-    with pytest.raises(StoreError, match="holds 3-d vectors but the model makes 768-d"):
+    with pytest.raises(ModelMismatchError, match=r"built with .*\(3-d\).* uses .*\(768-d\)"):
         store.ensure_collection(768)
 
 
@@ -112,9 +137,26 @@ def test_image_payload_carries_a_capped_decodable_rendition() -> None:
 
 
 def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
-    holder = QdrantClient(path=str(tmp_path))
+    settings = StoreSettings(path=str(tmp_path / "store"))
+    holder = Store.open(settings)
+    holder.ensure_collection(3)
     try:
-        with pytest.raises(StoreError, match="in use by another process"):
-            Store.open(StoreSettings(path=str(tmp_path)))
+        # A second process meets the same lock on the shard's write-ahead log.
+        code = (
+            "import sys\n"
+            "from mrag.store import Store, StoreInUseError, StoreSettings\n"
+            "try:\n"
+            f"    Store.open(StoreSettings(path={settings.path!r}))\n"
+            "except StoreInUseError as exc:\n"
+            "    print(exc); sys.exit(3)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 3, result.stderr
+        assert "in use by another process" in result.stdout
+        with pytest.raises(StoreInUseError, match="in use by another process"):
+            Store.open(settings)
     finally:
         holder.close()
+    Store.open(settings).close()  # released on close

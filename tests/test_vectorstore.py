@@ -18,18 +18,29 @@ from qdrant_client import QdrantClient
 from mrag.embeddings import JinaClipEmbeddings
 from mrag.model import JinaClipModel
 from mrag.retriever import MultimodalRetriever
-from mrag.store import Store
+from mrag.store import Store, StoreSettings
 from mrag.vectorstore import HIDDEN_KEY, MragVectorStore, qdrant_point_id
 
 
-class TestMragVectorStoreStandard(VectorStoreIntegrationTests):
-    """The standard sync and async suite: in-memory Qdrant, LangChain's fake embeddings."""
+def open_backend(kind: str, folder: Path, collection: str) -> Store:
+    """The embedded default (Qdrant Edge), or the server code path on qdrant-client."""
+    if kind == "edge":
+        return Store.open(StoreSettings(path=str(folder / "edge"), collection=collection))
+    if kind == "local":
+        return Store.from_client(QdrantClient(path=str(folder / "local")), collection)
+    return Store.from_client(QdrantClient(location=":memory:"), collection)
 
-    @pytest.fixture
-    def vectorstore(self) -> Iterator[MragVectorStore]:
-        client = QdrantClient(location=":memory:")
-        yield MragVectorStore(client, "standard", embeddings=self.get_embeddings())
-        client.close()
+
+class TestMragVectorStoreStandard(VectorStoreIntegrationTests):
+    """The standard sync and async suite on both backends, LangChain's fake embeddings."""
+
+    @pytest.fixture(params=["edge", "memory"])
+    def vectorstore(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> Iterator[MragVectorStore]:
+        store = open_backend(request.param, tmp_path, "standard")
+        yield MragVectorStore(store, embeddings=self.get_embeddings())
+        store.close()
 
 
 @pytest.fixture
@@ -37,11 +48,13 @@ def embeddings(tiny_model: JinaClipModel, tiny_checkpoint: Path) -> JinaClipEmbe
     return JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
 
 
-@pytest.fixture
-def store(embeddings: JinaClipEmbeddings, tmp_path: Path) -> Iterator[MragVectorStore]:
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    yield MragVectorStore(client, "vs", embeddings=embeddings)
-    client.close()
+@pytest.fixture(params=["edge", "local"])
+def store(
+    request: pytest.FixtureRequest, embeddings: JinaClipEmbeddings, tmp_path: Path
+) -> Iterator[MragVectorStore]:
+    backend = open_backend(request.param, tmp_path, "vs")
+    yield MragVectorStore(backend, embeddings=embeddings)
+    backend.close()
 
 
 def _picture(color: str, size: tuple[int, int] = (96, 64)) -> Image.Image:
@@ -59,8 +72,8 @@ def test_texts_and_images_share_the_collection(store: MragVectorStore) -> None:
         captions=["red square", "blue square"],
     )
     assert len(set(text_ids + image_ids)) == 4
-    assert Store(store.client, "vs").count("text") == 2
-    assert Store(store.client, "vs").count("image") == 2
+    assert store.store.count("text") == 2
+    assert store.store.count("image") == 2
     [red] = store.get_by_ids([image_ids[0]])
     assert red.page_content == "red square"
     assert red.metadata["source"] == "red.png"
@@ -75,7 +88,7 @@ def test_ids_are_content_derived_and_idempotent(store: MragVectorStore) -> None:
     second = store.add_texts(["same text"], [{"k": 1}])
     assert first == second
     assert uuid.UUID(first[0])
-    assert Store(store.client, "vs").count() == 1
+    assert store.store.count() == 1
     other = store.add_texts(["same text"], [{"k": 2}])  # other metadata: another point
     assert other != first
     images = store.add_images([_picture("green")]) + store.add_images([_picture("green")])
@@ -96,8 +109,8 @@ def test_user_given_modality_is_kept(store: MragVectorStore) -> None:
     [doc_id] = store.add_texts(["tagged"], [{"modality": "text", "page": 3}])
     [doc] = store.get_by_ids([doc_id])
     assert doc.metadata == {"modality": "text", "page": 3}
-    record = store.client.retrieve("vs", [doc_id], with_payload=True)[0]
-    assert HIDDEN_KEY not in (record.payload or {})
+    [record] = store.store.retrieve([doc_id])
+    assert HIDDEN_KEY not in record.payload
     with pytest.raises(ValueError, match="modality"):
         store.add_texts(["wrong"], [{"modality": "image"}])
 
@@ -156,6 +169,6 @@ def test_add_images_needs_image_embeddings() -> None:
     from langchain_core.embeddings import DeterministicFakeEmbedding
 
     fake = DeterministicFakeEmbedding(size=4)
-    store = MragVectorStore(QdrantClient(":memory:"), "x", embeddings=fake)
+    store = MragVectorStore(Store.memory("x"), embeddings=fake)
     with pytest.raises(TypeError, match="embed_image"):
         store.add_images([_picture("red")])

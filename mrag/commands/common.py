@@ -69,6 +69,25 @@ def store_settings(args: argparse.Namespace) -> StoreSettings:
     )
 
 
+def store_model_problem(settings: StoreSettings, name: str, revision: str | None) -> str | None:
+    """Why the store cannot serve queries embedded by model ``name`` (another model built it,
+    or it cannot be opened), or None when it can or does not exist yet."""
+    from ..model import CheckpointError, ConfigError
+    from ..store import ModelRecord, Store, StoreError, StoreInUseError
+
+    try:
+        with Store.open(settings) as store:
+            if store.exists():
+                store.check_model(ModelRecord.of_checkpoint(name, revision))
+    except StoreInUseError:
+        return None  # searched later, once the writer is done
+    except (CheckpointError, ConfigError):
+        return None  # loading the model says what is wrong with it
+    except StoreError as exc:
+        return str(exc)
+    return None
+
+
 def error(message: str) -> None:
     """One line on stderr, ruff-style: ``error: <what went wrong>``."""
     print(f"error: {message}", file=sys.stderr)

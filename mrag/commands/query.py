@@ -86,6 +86,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="SHARE",
         help="share of k given to images with --fusion quota (default 0.5)",
     )
+    results.add_argument(
+        "--no-hybrid",
+        action="store_true",
+        help="dense vectors only: no BM25 keyword leg for passages",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the hits as JSON")
     output.add_argument(
@@ -216,18 +221,17 @@ def run(args: argparse.Namespace) -> int:
     # Deferred: importing torch and the model costs seconds that usage errors should not pay.
     from ..embeddings import JinaClipEmbeddings
     from ..retriever import MultimodalRetriever
-    from ..store import StoreError, open_client
+    from ..store import ModelRecord, Store, StoreError
 
     try:
-        client = open_client(settings)
+        store = Store.open(settings)
     except StoreError as exc:
         error(str(exc))
         return EXIT_FAILURES
-    try:
-        if not client.collection_exists(settings.collection):
-            where = settings.url or settings.path
+    with store:
+        if not store.exists():
             raise UsageError(
-                f"collection {settings.collection!r} does not exist in {where}; "
+                f"collection {settings.collection!r} does not exist in {store.location}; "
                 "run 'mrag ingest' first or pick another --collection"
             )
         query_image = None
@@ -237,27 +241,30 @@ def run(args: argparse.Namespace) -> int:
             except ImageError as exc:
                 raise UsageError(str(exc)) from None
         try:
+            # Checked before the model loads: a mismatch would only rank noise.
+            store.check_model(ModelRecord.of_checkpoint(model_name(args), args.revision))
             embeddings = JinaClipEmbeddings(
                 model_name(args), revision=args.revision, device=args.device, dtype=args.dtype
             )
+        except StoreError as exc:
+            error(str(exc))
+            return EXIT_FAILURES
         except (CheckpointError, ConfigError, OSError) as exc:
             error(f"cannot load the model: {exc}")
             return EXIT_FAILURES
         retriever = MultimodalRetriever(
-            client=client,
-            collection=settings.collection,
+            store=store,
             embeddings=embeddings,
             k=args.k,
             fusion=args.fusion,
             image_share=args.image_share,
+            hybrid=not args.no_hybrid,
             filter=filters,
         )
         if query_image is not None:
             documents = retriever.search_by_image(query_image)
         else:
             documents = retriever.invoke(args.query.strip())
-    finally:
-        client.close()
 
     saved: dict[int, Path] = {}
     if args.save_images:

@@ -10,10 +10,13 @@ import sys
 from ..server import limits as defaults
 from .common import (
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     add_model_options,
     add_store_options,
+    error,
     model_name,
+    store_model_problem,
     store_settings,
 )
 
@@ -156,6 +159,11 @@ def run(args: argparse.Namespace) -> int:
         )
 
     name = model_name(args)
+    settings = store_settings(args)
+    problem = store_model_problem(settings, name, args.revision)
+    if problem is not None:
+        error(problem)
+        return EXIT_USAGE
     print(f"loading {name} ...", file=sys.stderr)
     model = load_shared_model(name, revision=args.revision, device=args.device, dtype=args.dtype)
     print(f"computing in {model.dtype_choice} on {model.device}", file=sys.stderr)
@@ -165,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=api_key,
         max_batch_size=args.batch_size,
         max_wait=args.batch_wait_ms / 1000.0,
-        store=store_settings(args),
+        store=settings,
     )
     app = create_app(model, config)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -7,9 +7,6 @@ import json
 
 from ..commands.common import EXIT_OK, EXIT_USAGE, add_store_options, error, store_settings
 
-#: Above this many points, Qdrant's embedded mode gets slow (it searches by brute force).
-LOCAL_MODE_COMFORT = 20_000
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("stats", help="show what the store holds")
@@ -31,12 +28,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with store:
         sources = store.sources()
+        model = store.model
         info = {
             "store": settings.describe(),
             "collection_exists": store.exists(),
+            "layout": store.layout().version if store.exists() else None,
+            "model": model.describe() if model else None,
             "points": store.count(),
             "text_points": store.count("text"),
             "image_points": store.count("image"),
+            "needs_optimize": store.needs_optimize(),
             "sources": len(sources),
             "pages": sum(record.pages for record in sources),
             # What ingest and query compute in here by default (dtype auto, on the CPU).
@@ -54,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"sources: {info['sources']} ({info['pages']} pages)")
     print(f"points:  {info['points']} ({info['text_points']} text, {info['image_points']} image)")
-    if settings.path and info["points"] > LOCAL_MODE_COMFORT:
-        print(
-            f"note:    embedded Qdrant searches by brute force; past {LOCAL_MODE_COMFORT:,} points "
-            "a Qdrant server (--qdrant-url) is much faster"
-        )
+    print(f"model:   {info['model']} (layout {info['layout']})")
+    if info["needs_optimize"]:
+        print("search:  partly exact; `mrag optimize` builds the HNSW index for the rest")
     for record in sources if args.sources else []:
         print(f"  {record.source}  {record.points} points  {record.ingested_at}")
     return EXIT_OK

@@ -322,9 +322,16 @@ class _SearchBackend:
                 from ..retriever import MultimodalRetriever
 
                 try:
-                    self._retriever = MultimodalRetriever.from_settings(
+                    retriever = MultimodalRetriever.from_settings(
                         self.settings, JinaClipEmbeddings(model=self.model)
                     )
+                    if retriever.store.exists():
+                        try:
+                            retriever.check_model()
+                        except StoreError:
+                            retriever.store.close()
+                            raise
+                    self._retriever = retriever
                 except StoreError as exc:
                     raise APIError(
                         503,
@@ -338,7 +345,7 @@ class _SearchBackend:
         with self._open_lock:
             if self._retriever is not None:
                 with contextlib.suppress(Exception):
-                    self._retriever.client.close()
+                    self._retriever.store.close()
                 self._retriever = None
 
 
@@ -528,7 +535,8 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
 
         def run_search() -> list[Any]:
             with search.search_lock:
-                return retriever.search_by_vector(vector.tolist(), **options)
+                text = content if kind == "text" else None
+                return retriever.search_by_vector(vector.tolist(), text=text, **options)
 
         try:
             documents = await run_in_threadpool(run_search)

@@ -11,7 +11,7 @@ from . import __version__
 from .commands.common import EXIT_USAGE, UsageError, error
 
 #: Subcommand modules under ``mrag.commands``, in the order ``--help`` lists them.
-COMMANDS = ("ingest", "query", "delete", "stats", "serve")
+COMMANDS = ("ingest", "query", "delete", "stats", "serve", "optimize", "export", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,100 @@
+"""``mrag migrate``: re-index a store of the old layout into the current one, without embedding."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_FAILURES, EXIT_OK, UsageError, add_store_options, error, store_settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        help="re-index a store written by an older mrag (no re-embedding)",
+        description=(
+            "Re-index a store of layout 1 (qdrant-client local mode, one unnamed vector) into "
+            "layout 2 (named text/image vectors, BM25 keywords, payload indexes), keeping every "
+            "vector and the record of finished sources. An embedded store is re-indexed in its "
+            "own folder; a server collection into --to-collection. Interrupted, it resumes."
+        ),
+    )
+    add_store_options(parser)
+    parser.add_argument(
+        "--to-collection",
+        default=None,
+        help="target collection (default: the same name in a folder; NAME_v2 on a server)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME_OR_DIR",
+        help="the model the old vectors were made with, to record (env MRAG_MODEL; default "
+        "jinaai/jina-clip-v1); nothing is loaded",
+    )
+    parser.add_argument("--revision", default=None, help="that model's revision")
+    parser.add_argument(
+        "--remove-old", action="store_true", help="delete the old collection once migrated"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qdrant_client import QdrantClient
+
+    from ..store import ModelRecord, StoreError
+    from ..store.edge import EdgeStore
+    from ..store.server import LegacySource, ServerStore
+    from ..store.transfer import migrate_legacy
+    from .common import model_name
+
+    settings = store_settings(args)
+    old = settings.collection
+    try:
+        if settings.url:
+            client = QdrantClient(url=settings.url, api_key=settings.api_key)
+            new = args.to_collection or f"{old}_v2"
+            if new == old:
+                raise UsageError("on a server, migrate into another collection (--to-collection)")
+            target = ServerStore(client, new, location=settings.url)
+        else:
+            root = Path(settings.path or ".")
+            if not (root / "meta.json").is_file():
+                raise UsageError(f"{root}: no store of the old layout here")
+            client = QdrantClient(path=str(root))
+            new = args.to_collection or old
+            target = EdgeStore(root, new, migrating=True)
+    except StoreError as exc:
+        error(str(exc))
+        return EXIT_FAILURES
+    except RuntimeError as exc:  # local mode: the folder is held by another process
+        error(f"{settings.path}: cannot open the old store ({exc})")
+        return EXIT_FAILURES
+
+    def progress(copied: int, total: int) -> None:
+        print(f"\rre-indexed {copied:,}/{total:,} points", end="", file=sys.stderr, flush=True)
+
+    try:
+        legacy = LegacySource(client, old)
+        model = ModelRecord.of(model_name(args), args.revision, legacy.dimension())
+        report = migrate_legacy(legacy, target, model, progress=progress)
+        print(file=sys.stderr)
+        if args.remove_old:
+            client.delete_collection(old)
+            if client.collection_exists(f"{old}__sources"):
+                client.delete_collection(f"{old}__sources")
+    except StoreError as exc:
+        print(file=sys.stderr)
+        error(str(exc))
+        return EXIT_FAILURES
+    finally:
+        target.close()
+        client.close()
+    print(
+        f"migrated {report.points:,} points and {report.sources:,} sources of {old!r} to layout 2 "
+        f"in {target.describe()}"
+        + ("" if args.remove_old else "; the old collection is kept (--remove-old deletes it)")
+    )
+    return EXIT_OK

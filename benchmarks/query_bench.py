@@ -77,18 +77,12 @@ def run(settings: Settings) -> dict[str, Any]:
     from mrag.store import Store, StoreSettings
 
     model = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.float32)
-    try:
-        from mrag.embeddings import JinaClipEmbeddings
-        from mrag.retriever import MultimodalRetriever
-    except ImportError as exc:
-        retriever_cls = None
-        how = f"client.query_points (retriever not available: {exc})"
-        embed_query = lambda text: model.encode_text(text).tolist()  # noqa: E731
-    else:
-        retriever_cls = MultimodalRetriever
-        embeddings = JinaClipEmbeddings(model=model)
-        how = "MultimodalRetriever.search_by_vector (rrf fusion, k=8, one request per modality)"
-        embed_query = embeddings.embed_query
+    from mrag.embeddings import JinaClipEmbeddings
+    from mrag.retriever import MultimodalRetriever
+
+    embeddings = JinaClipEmbeddings(model=model)
+    how = "MultimodalRetriever.search_by_vector (rrf fusion, k=8, one batched call)"
+    embed_query = embeddings.embed_query
     dimension = model.embedding_dim
     queries = 10 if settings.tiny else 30 if settings.quick else 200
     rng = random.Random(0)
@@ -108,9 +102,7 @@ def run(settings: Settings) -> dict[str, Any]:
                 fill(store, count, dimension, filled, seed=1)
                 fill_s = time.perf_counter() - start
                 filled = count
-                retriever = None
-                if retriever_cls is not None:
-                    retriever = retriever_cls(store=store, embeddings=embeddings, k=8)
+                retriever = MultimodalRetriever(store=store, embeddings=embeddings, k=8)
                 embed_times, search_times, total_times = [], [], []
                 with PeakRss() as peak, torch.inference_mode():
                     embed_query("warm up the model")
@@ -118,10 +110,7 @@ def run(settings: Settings) -> dict[str, Any]:
                         t0 = time.perf_counter()
                         vector = embed_query(text)
                         t1 = time.perf_counter()
-                        if retriever is not None:
-                            retriever.search_by_vector(vector)
-                        else:
-                            store.client.query_points(store.collection, query=vector, limit=8)
+                        retriever.search_by_vector(vector)
                         t2 = time.perf_counter()
                         embed_times.append(t1 - t0)
                         search_times.append(t2 - t1)

@@ -42,56 +42,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qdrant_client import QdrantClient
-
-    from ..store import ModelRecord, StoreError
+    from ..store import ModelRecord, Store, StoreError, StoreSettings
     from ..store.edge import EdgeStore
-    from ..store.server import LegacySource, ServerStore
+    from ..store.server import LegacySource
     from ..store.transfer import migrate_legacy
     from .common import model_name
 
     settings = store_settings(args)
     old = settings.collection
-    try:
-        if settings.url:
-            client = QdrantClient(url=settings.url, api_key=settings.api_key)
-            new = args.to_collection or f"{old}_v2"
-            if new == old:
-                raise UsageError("on a server, migrate into another collection (--to-collection)")
-            target = ServerStore(client, new, location=settings.url)
-        else:
-            root = Path(settings.path or ".")
-            if not (root / "meta.json").is_file():
-                raise UsageError(f"{root}: no store of the old layout here")
-            client = QdrantClient(path=str(root))
-            new = args.to_collection or old
-            target = EdgeStore(root, new, migrating=True)
-    except StoreError as exc:
-        error(str(exc))
-        return EXIT_FAILURES
-    except RuntimeError as exc:  # local mode: the folder is held by another process
-        error(f"{settings.path}: cannot open the old store ({exc})")
-        return EXIT_FAILURES
+    if settings.url:
+        new = args.to_collection or f"{old}_v2"
+        if new == old:
+            raise UsageError("on a server, migrate into another collection (--to-collection)")
+    else:
+        new = args.to_collection or old
+        if not (Path(settings.path or ".") / "meta.json").is_file():
+            raise UsageError(f"{settings.path}: no store of the old layout here")
 
     def progress(copied: int, total: int) -> None:
         print(f"\rre-indexed {copied:,}/{total:,} points", end="", file=sys.stderr, flush=True)
 
     try:
-        legacy = LegacySource(client, old)
-        model = ModelRecord.of(model_name(args), args.revision, legacy.dimension())
-        report = migrate_legacy(legacy, target, model, progress=progress)
-        print(file=sys.stderr)
-        if args.remove_old:
-            client.delete_collection(old)
-            if client.collection_exists(f"{old}__sources"):
-                client.delete_collection(f"{old}__sources")
+        legacy = LegacySource.connect(settings)
+    except StoreError as exc:
+        error(str(exc))
+        return EXIT_FAILURES
+    try:
+        if settings.url:
+            target = Store.open(
+                StoreSettings(url=settings.url, api_key=settings.api_key, collection=new)
+            )
+        else:
+            target = EdgeStore(Path(str(settings.path)), new, migrating=True)
+        with target:
+            model = ModelRecord.of(model_name(args), args.revision, legacy.dimension())
+            report = migrate_legacy(legacy, target, model, progress=progress)
+            print(file=sys.stderr)
+            if args.remove_old:
+                legacy.drop()
     except StoreError as exc:
         print(file=sys.stderr)
         error(str(exc))
         return EXIT_FAILURES
     finally:
-        target.close()
-        client.close()
+        legacy.close()
     print(
         f"migrated {report.points:,} points and {report.sources:,} sources of {old!r} to layout 2 "
         f"in {target.describe()}"

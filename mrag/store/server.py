@@ -296,13 +296,38 @@ class LegacySource(PointSource):
 
     def __init__(self, client: QdrantClient, collection: str) -> None:
         if not client.collection_exists(collection):
-            raise StoreError(f"collection {collection!r} does not exist")
+            raise StoreError(f"collection {collection!r} does not exist in the old store")
         vectors = client.get_collection(collection).config.params.vectors
         if not isinstance(vectors, models.VectorParams):
             raise StoreError(f"collection {collection!r} is not in the old layout")
         self.client = client
         self.collection = collection
         self._dimension = vectors.size
+
+    @classmethod
+    def connect(cls, settings: StoreSettings) -> LegacySource:
+        """The old store of ``settings``: a local-mode folder (``path``) or a server (``url``)."""
+        try:
+            if settings.url:
+                client = QdrantClient(url=settings.url, api_key=settings.api_key)
+            else:
+                client = QdrantClient(path=str(settings.path))
+        except RuntimeError as exc:  # local mode: the folder is held by another process
+            raise StoreError(f"{settings.path}: cannot open the old store ({exc})") from None
+        try:
+            return cls(client, settings.collection)
+        except BaseException:
+            client.close()
+            raise
+
+    def drop(self) -> None:
+        """Delete the old collection and its ledger (once migrated)."""
+        for name in (self.collection, f"{self.collection}__sources"):
+            if self.client.collection_exists(name):
+                self.client.delete_collection(name)
+
+    def close(self) -> None:
+        self.client.close()
 
     def total(self) -> int:
         return self.client.count(self.collection, exact=True).count

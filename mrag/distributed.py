@@ -125,7 +125,6 @@ class _RayRun(_Run):
         todo = self.plan(files)
         if not todo:
             return
-        self.embedder.check()  # before any actor embeds: the store may hold another model's
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run's own progress display reports instead
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "disabled"

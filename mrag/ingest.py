@@ -503,6 +503,8 @@ class _Run:
 
     def write(self, embedded: _Embedded) -> None:
         """Replace the source's points in the store, then record it as done."""
+        # Points embedded elsewhere (Ray actors) meet the model check here, before any write.
+        self.embedder.check()
         clock = time.perf_counter()
         record = SourceRecord(
             source=embedded.source,

@@ -172,3 +172,75 @@ def test_add_images_needs_image_embeddings() -> None:
     store = MragVectorStore(Store.memory("x"), embeddings=fake)
     with pytest.raises(TypeError, match="embed_image"):
         store.add_images([_picture("red")])
+
+
+def test_max_marginal_relevance(store: MragVectorStore) -> None:
+    texts = ["the red pump", "the red pump", "the red pump!", "a blue valve", "green wiring"]
+    store.add_texts(texts, [{"n": i} for i in range(len(texts))])
+    relevant = store.similarity_search("the red pump", k=3)
+    assert [doc.metadata["n"] for doc in relevant][:2] in ([0, 1], [1, 0])
+    diverse = store.max_marginal_relevance_search("the red pump", k=3, fetch_k=5, lambda_mult=0.1)
+    # Near-duplicates are passed over for something different.
+    assert len({doc.page_content.rstrip("!") for doc in diverse}) >= 2
+    assert diverse[0].page_content == "the red pump"
+    only_relevance = store.max_marginal_relevance_search("the red pump", k=3, lambda_mult=1.0)
+    assert [d.page_content for d in only_relevance] == [d.page_content for d in relevant]
+    mmr = store.as_retriever(search_type="mmr", search_kwargs={"k": 2, "fetch_k": 5})
+    assert len(mmr.invoke("the red pump")) == 2
+
+
+def test_similarity_search_by_image(store: MragVectorStore) -> None:
+    [red, blue] = store.add_images([_picture("red"), _picture("blue")], captions=["r", "b"])
+    store.add_texts(["a sentence"])
+    hits = store.similarity_search_by_image(_picture("blue"), k=1)
+    assert hits[0].id == blue
+    images = store.similarity_search_by_image(_picture("red"), k=5, filter={"modality": "image"})
+    assert {doc.id for doc in images} == {red, blue}
+
+
+def test_delete_without_ids_empties_the_collection(store: MragVectorStore) -> None:
+    store.add_texts(["one", "two"])
+    store.add_images([_picture("red")])
+    assert store.store.count() == 3
+    store.delete()
+    assert store.store.count() == 0 and store.similarity_search("one") == []
+    store.add_texts(["three"])  # still usable afterwards
+    assert store.store.count() == 1
+
+
+def test_points_of_other_writers_count_as_text(store: MragVectorStore) -> None:
+    from mrag.store import Point
+
+    store.add_texts(["ours"], [{"source": "a"}])
+    # What langchain-qdrant (vector_name="text") writes: no metadata.modality, no mrag keys.
+    vector = store.embeddings.embed_query("theirs")
+    foreign = Point(
+        str(uuid.UUID(int=42)),
+        "text",
+        vector,
+        {"page_content": "theirs", "metadata": {"source": "b"}},
+    )
+    store.store.upsert([foreign])
+    retriever = store.as_retriever(k=4)
+    docs = retriever.invoke("theirs")
+    found = next(doc for doc in docs if doc.page_content == "theirs")
+    assert found.metadata["modality"] == "text" and found.metadata["source"] == "b"
+    assert store.store.count("text") == 2
+    text_only = retriever.invoke("theirs", filter={"modality": "text"})
+    assert "theirs" in [doc.page_content for doc in text_only]
+    [doc] = store.get_by_ids([str(uuid.UUID(int=42))])
+    assert doc.metadata == {"source": "b"}
+
+
+def test_open_in_one_line(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MRAG_MODEL", str(tiny_checkpoint))
+    monkeypatch.setenv("MRAG_QDRANT_PATH", str(tmp_path / "store"))
+    monkeypatch.delenv("QDRANT_URL", raising=False)
+    vectorstore = MragVectorStore.open()
+    vectorstore.add_texts(["prime the pump"])
+    vectorstore.store.close()
+    retriever = MultimodalRetriever.open(k=1)
+    assert retriever.invoke("prime the pump")[0].page_content == "prime the pump"
+    retriever.store.close()

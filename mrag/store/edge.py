@@ -46,9 +46,11 @@ from .base import (
 OPTIMIZE_THRESHOLD = 20_000
 #: Ledger entries carry no vectors, but a shard must declare one; an unused sparse one is free.
 _LEDGER_CONFIG = edge.EdgeConfig(sparse_vectors={"unused": edge.EdgeSparseVectorParams()})
+#: Filters pick few points (a source, a page): the planner serves them from the payload index
+#: and scores exactly, so no per-value HNSW links are built (they would multiply optimise time).
 _SCHEMAS = {
-    "keyword": edge.PayloadSchemaType.Keyword,
-    "integer": edge.PayloadSchemaType.Integer,
+    "keyword": edge.KeywordIndexParams(enable_hnsw=False),
+    "integer": edge.IntegerIndexParams(lookup=True, range=True, enable_hnsw=False),
 }
 
 

@@ -38,9 +38,12 @@ from .base import (
 )
 from .transfer import PointSource
 
+#: As in the embedded store: selective filters need no per-value HNSW links.
 _SCHEMAS = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "integer": models.PayloadSchemaType.INTEGER,
+    "keyword": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=False),
+    "integer": models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=True, range=True, enable_hnsw=False
+    ),
 }
 
 

@@ -91,12 +91,35 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         reason = (ingestion or {}).get("reason", "not run")
         add("padding waste / pipeline overhead", "<= 10%", None, None, reason)
     query = sections.get("query")
-    row = _find(query["rows"], points=10000) if _ok(query) else None
+    for points, goal in ((10_000, 50.0), (100_000, 40.0)):
+        row = _find(query["rows"], points=points) if _ok(query) else None
+        add(
+            f"end-to-end text query p50 at {points // 1000}k points",
+            f"<= {goal:.0f} ms",
+            row and row["total_p50_ms"],
+            None if row is None else row["total_p50_ms"] <= goal,
+        )
+    store = sections.get("store")
+    for points, goal in ((100_000, 5.0), (1_000_000, 20.0)):
+        row = _find(store["rows"], backend="edge", points=points) if _ok(store) else None
+        add(
+            f"store search p50 at {points // 1000}k points (Edge, HNSW)",
+            f"<= {goal:.0f} ms",
+            row and row["hnsw_p50_ms"],
+            None if row is None else row["hnsw_p50_ms"] <= goal,
+        )
+        add(
+            f"recall@10 at {points // 1000}k points (Edge, HNSW)",
+            ">= 0.95",
+            row and row["hnsw_recall_at_10"],
+            None if row is None else row["hnsw_recall_at_10"] >= 0.95,
+        )
+    share = ingestion.get("phase_share", {}).get("store") if _ok(ingestion) else None
     add(
-        "query p50 at 10k points",
-        "<= 50 ms",
-        row and row["total_p50_ms"],
-        None if row is None else row["total_p50_ms"] <= 50.0,
+        "store share of ingestion wall time",
+        "<= 5%",
+        share,
+        None if share is None else share <= 0.05,
     )
     peer = sections.get("peer")
     if _ok(peer):
@@ -356,6 +379,54 @@ def render(result: dict[str, Any]) -> str:
             lines += ["", f"Search: {query['search']}; store: {query['store']}."]
         else:
             lines.append(f"{query['status']}: {query.get('reason')}")
+        lines.append("")
+    store = sections.get("store")
+    if store:
+        lines += ["### Store (Qdrant Edge beside qdrant-client local mode)", ""]
+        if _ok(store):
+            rows = []
+            for r in store["rows"]:
+                edge = r["backend"] == "edge"
+                rows.append(
+                    [
+                        r["backend"],
+                        r["points"],
+                        r["fill_s"],
+                        r["exact_p50_ms" if edge else "search_p50_ms"],
+                        r["exact_recall_at_10" if edge else "search_recall_at_10"],
+                        r.get("optimize_s"),
+                        r.get("hnsw_p50_ms"),
+                        r.get("hnsw_p95_ms"),
+                        r.get("hnsw_recall_at_10"),
+                        r["hnsw_hybrid_p50_ms" if edge else "search_hybrid_p50_ms"],
+                        r["disk_mb_per_100k"],
+                        r["rss_mb_per_100k"],
+                    ]
+                )
+            lines += table(
+                [
+                    "backend",
+                    "points",
+                    "fill s",
+                    "search p50 ms",
+                    "recall@10",
+                    "HNSW build s",
+                    "HNSW p50 ms",
+                    "HNSW p95 ms",
+                    "HNSW recall@10",
+                    "3-leg batch p50 ms",
+                    "disk MB/100k",
+                    "RAM MB/100k",
+                ],
+                rows,
+            )
+            lines += [
+                "",
+                f"{store['dimension']}-d clustered vectors, {store['queries']} queries, k=10, "
+                f"files on {store['files']}; search through `Store.search`.",
+            ]
+        else:
+            lines.append(f"{store['status']}: {store.get('reason')}")
         lines.append("")
     for name, section in sections.items():
         if section and section.get("status") == "failed":

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--points", help="query section store sizes, e.g. 1000,10000,50000")
+    parser.add_argument(
+        "--store-points", help="store section sizes (default 10000,100000,1000000; quick 10000)"
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
     return parser
@@ -77,7 +80,7 @@ def selected(only: Sequence[str] | None) -> list[str]:
 def run(settings: Settings, sections: Sequence[str]) -> dict[str, Any]:
     from mrag.model import JinaClipConfig
 
-    from . import ceiling, ingest_bench, model_bench, onnx_peer, query_bench
+    from . import ceiling, ingest_bench, model_bench, onnx_peer, query_bench, store_bench
 
     started = time.perf_counter()
     config = JinaClipConfig.from_folder(settings.checkpoint_folder())
@@ -101,6 +104,7 @@ def run(settings: Settings, sections: Sequence[str]) -> dict[str, Any]:
         "peer": lambda: onnx_peer.run(settings, result["sections"].get("model")),
         "ingestion": lambda: ingest_bench.run(settings),
         "query": lambda: query_bench.run(settings),
+        "store": lambda: store_bench.run(settings),
     }
     for name in sections:
         print(f"== {name}", flush=True)
@@ -131,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         points=points,
     )
+    if args.store_points:
+        settings.extra["store_points"] = [int(p) for p in args.store_points.split(",")]
     result = run(settings, selected(args.only))
     text = render(result)
     print()

@@ -46,12 +46,12 @@ def _run(tmp_path: Path, *extra: str) -> dict:
 
 
 def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--only", "ceiling,model,ingestion,query")
+    result = _run(tmp_path, "--only", "ceiling,model,ingestion,query,store")
     assert set(result) == {"meta", "sections", "targets"}
     assert {"machine", "flops", "preset", "quick"} <= set(result["meta"])
     assert result["meta"]["machine"]["torch_threads"] == 1
     sections = result["sections"]
-    assert list(sections) == ["ceiling", "model", "ingestion", "query"]
+    assert list(sections) == ["ceiling", "model", "ingestion", "query", "store"]
 
     ceiling = sections["ceiling"]
     assert ceiling["status"] == "ok"
@@ -96,6 +96,17 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
             "peak_rss_mb",
         } <= set(row)
 
+    store = sections["store"]
+    assert store["status"] == "ok"
+    assert [(row["backend"], row["points"]) for row in store["rows"]] == [
+        ("edge", 2000),
+        ("local", 2000),
+    ]
+    edge, local = store["rows"]
+    # Exact search is exact; both backends agree with the NumPy scan.
+    assert edge["exact_recall_at_10"] == 1.0 and local["search_recall_at_10"] == 1.0
+    assert edge["hnsw_recall_at_10"] > 0.5 and edge["optimize_s"] >= 0
+
     assert all({"target", "goal", "value", "status"} <= set(t) for t in result["targets"])
 
 
@@ -115,4 +126,4 @@ def test_tiny_peer_section_exports_and_compares(tmp_path: Path) -> None:
 
 
 def test_sections_are_known() -> None:
-    assert SECTIONS == ("ceiling", "model", "peer", "ingestion", "query")
+    assert SECTIONS == ("ceiling", "model", "peer", "ingestion", "query", "store")

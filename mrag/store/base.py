@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 DEFAULT_COLLECTION = "mrag"
 DEFAULT_QDRANT_PATH = Path(".mrag") / "qdrant"
 #: Namespace of mrag point ids (uuid5), fixed forever so ids stay stable across versions.
@@ -282,16 +284,16 @@ class Point:
     payload: dict[str, Any]
 
 
-def named_vectors(point: Point) -> dict[str, list[float] | SparseVector]:
-    """The vectors layout 2 stores for ``point``: its modality's, plus BM25 for text."""
+def named_vectors(point: Point) -> dict[str, np.ndarray | SparseVector]:
+    """The vectors layout 2 stores for ``point``: its modality's (float32), plus BM25 for text."""
     from . import bm25
 
     name = MODALITY_VECTORS.get(point.modality)
     if name is None:
         raise ValueError(f"unknown modality {point.modality!r}; use 'text' or 'image'")
-    vector = point.vector
-    dense = vector.tolist() if hasattr(vector, "tolist") else [float(x) for x in vector]
-    vectors: dict[str, list[float] | SparseVector] = {name: dense}
+    vectors: dict[str, np.ndarray | SparseVector] = {
+        name: np.asarray(point.vector, dtype=np.float32)
+    }
     if name == TEXT_VECTOR:
         vectors[BM25_VECTOR] = bm25.document_vector(str(point.payload.get("page_content") or ""))
     return vectors

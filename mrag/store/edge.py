@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as edge
 
 from . import bm25
@@ -100,10 +101,10 @@ def to_filter(given: Filter | None) -> edge.Filter | None:
     return lower_filter(given, _condition, edge.Filter)
 
 
-def _vector(vector: list[float] | SparseVector) -> Any:
+def _vector(vector: np.ndarray | list[float] | SparseVector) -> Any:
     if isinstance(vector, SparseVector):
         return edge.SparseVector(vector.indices, vector.values)
-    return vector
+    return vector  # a NumPy array goes through the binding without a list of floats
 
 
 def edge_point(point: Point) -> edge.Point:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
 from . import bm25
@@ -117,10 +118,10 @@ def filter_from_qdrant(given: models.Filter) -> Filter:
 # -- points --------------------------------------------------------------------------------------
 
 
-def _vector(vector: list[float] | SparseVector) -> Any:
+def _vector(vector: np.ndarray | list[float] | SparseVector) -> Any:
     if isinstance(vector, SparseVector):
         return models.SparseVector(indices=vector.indices, values=vector.values)
-    return vector
+    return vector.tolist() if isinstance(vector, np.ndarray) else vector
 
 
 def server_point(point: Point) -> models.PointStruct:

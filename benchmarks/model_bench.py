@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mrag.model import JinaClipModel
+from mrag.model.precision import choose_dtype
 
 from .common import Settings, dtype_name, load_average, measure
 from .flops import image_flops, text_flops
@@ -203,6 +204,64 @@ def bench_mix(
     return result
 
 
+def bench_query(model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any]) -> dict[str, Any]:
+    """Latency of one short query (batch 1, 12 tokens) through ``encode_ids``: the path a search
+    takes. At this size the tower reads all its weights for a dozen tokens, so the time is mostly
+    memory traffic, which bf16 weights halve."""
+    ids = random_ids(model.config.text.vocab_size, 1, 12, seed=5)[0].tolist()
+    reps = 5 if setup.get("tiny") else 30
+    timing = measure(
+        lambda: model.encode_ids([ids]), warmup=3, min_reps=reps, max_reps=reps, budget_s=0
+    )
+    row = {
+        "dtype": dtype_name(dtype),
+        "tokens": len(ids),
+        "p50_ms": round(timing.median * 1000, 2),
+        "best_ms": round(timing.best * 1000, 2),
+        "reps": len(timing.times),
+    }
+    print(
+        f"  query  {row['dtype']:8s} 1 x {len(ids)}: p50 {row['p50_ms']:.1f} ms, "
+        f"best {row['best_ms']:.1f} ms",
+        flush=True,
+    )
+    return row
+
+
+def bench_cuda(settings: Settings, setup: dict[str, Any]) -> dict[str, Any]:
+    """The same towers on a CUDA device in its auto dtype, when there is one."""
+    if not torch.cuda.is_available():
+        return {"status": "skipped", "reason": "no CUDA device"}
+    model = JinaClipModel.from_pretrained(settings.checkpoint_folder(), device="cuda")
+    config = model.config
+    rows = []
+    with torch.inference_mode():
+        for batch in (8, 32):
+            pixels = torch.randn(batch, 3, config.vision.image_size, config.vision.image_size)
+            pixels = pixels.to("cuda")
+
+            def vision(p: torch.Tensor = pixels) -> None:
+                model.get_image_features(p)
+                torch.cuda.synchronize()
+
+            timing = measure(vision, min_reps=3, budget_s=setup["budget"])
+            rows.append({"tower": "vision", "batch": batch, "rate": batch / timing.best})
+        ids = random_ids(config.text.vocab_size, 8, 512).to("cuda")
+
+        def text() -> None:
+            model.get_text_features(ids)
+            torch.cuda.synchronize()
+
+        timing = measure(text, min_reps=3, budget_s=setup["budget"])
+        rows.append({"tower": "text", "batch": 8, "length": 512, "rate": 8 * 512 / timing.best})
+    return {
+        "status": "ok",
+        "device": torch.cuda.get_device_name(0),
+        "dtype": str(model.dtype_choice),
+        "rows": rows,
+    }
+
+
 def embedding_agreement(reference: JinaClipModel, other: JinaClipModel) -> dict[str, float]:
     """Largest difference between the normalised embeddings of two models on the same inputs."""
     vision = reference.config.vision
@@ -289,6 +348,8 @@ def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
         "vision": [],
         "text": [],
         "mix": [],
+        "query": [],
+        "auto_dtype": str(choose_dtype("auto")),
     }
     models: dict[str, JinaClipModel] = {}
     for dtype in DTYPES:
@@ -297,9 +358,14 @@ def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
         result["vision"] += bench_vision(model, dtype, setup, ceiling)
         result["text"] += bench_text(model, dtype, setup, ceiling)
         result["mix"].append(bench_mix(model, dtype, setup, ceiling))
+    # Batch-1 queries alternate between the dtypes, so load from other work hits both alike.
+    for _ in range(1 if settings.tiny else 2):
+        for dtype in DTYPES:
+            result["query"].append(bench_query(models[dtype_name(dtype)], dtype, setup))
     result["bf16_agreement"] = embedding_agreement(models["float32"], models["bfloat16"])
     result["alibi_mask"] = alibi_mask_probe(models["float32"], setup)
     result["bf16_speedup"] = _speedups(result)
+    result["cuda"] = bench_cuda(settings, setup)
     result["load_average_end"] = load_average()
     del models
     return result

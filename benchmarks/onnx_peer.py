@@ -1,15 +1,20 @@
-"""The peer runtime: mrag's own towers exported to ONNX and run by onnxruntime.
+"""The peer runtimes: mrag's own towers exported to ONNX and run by onnxruntime and OpenVINO.
 
 Each tower is exported with ``torch.onnx.export`` (dynamic batch, and dynamic length for text)
-from the same checkpoint mrag loads, then run by onnxruntime in float32 and, after dynamic int8
-quantisation of the weights (``onnxruntime.quantization.quantize_dynamic``), in int8. Exports are
-cached beside the checkpoint in the benchmark cache, keyed by the checkpoint's size and time.
+from the same checkpoint mrag loads. onnxruntime runs it in float32 and, after dynamic int8
+quantisation of the weights (``onnxruntime.quantization.quantize_dynamic``), in int8. OpenVINO
+reads the same float32 file, reshaped to the static input shape, and runs it with float32 and
+bfloat16 inference precision. Exports are cached beside the checkpoint in the benchmark cache,
+keyed by the checkpoint's size and time. mrag runs in float32 and in its default dtype (auto).
 
-Needs the ``bench`` extra: ``pip install -e .[bench]`` (onnx, onnxruntime, onnxscript).
+Needs the ``bench`` extra: ``pip install -e .[bench]`` (onnx, onnxruntime, onnxscript, openvino).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -132,7 +137,8 @@ def cached_exports(settings: Settings, model: JinaClipModel) -> tuple[dict[str, 
     return paths, time.perf_counter() - start
 
 
-def session(path: Path, threads: int) -> Any:
+def ort_runner(path: Path, threads: int, input_name: str, shape: list[int]) -> Any:
+    """``feed -> output`` with an onnxruntime CPU session (all graph optimisations on)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -140,7 +146,47 @@ def session(path: Path, threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda feed: sess.run(None, feed)[0]
+
+
+def openvino_runner(path: Path, threads: int, input_name: str, shape: list[int], precision: str):
+    """``feed -> output`` with OpenVINO on the CPU, the graph reshaped to the static input shape
+    (its fastest mode) and the given inference precision (``f32`` or ``bf16``)."""
+    import openvino as ov
+
+    core = ov.Core()
+    graph = core.read_model(str(path))
+    graph.reshape({input_name: shape})
+    compiled = core.compile_model(
+        graph,
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+        },
+    )
+    request = compiled.create_infer_request()
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        return request.infer(feed)[0].copy()
+
+    return run
+
+
+def peer_runtimes(paths: dict[str, Path]) -> list[tuple[str, str, Path, Any]]:
+    """(tower, runtime label, ONNX file, runner factory) for every peer that is installed."""
+    out: list[tuple[str, str, Path, Any]] = []
+    for tower in ("vision", "text"):
+        if importlib.util.find_spec("onnxruntime") is not None:
+            out.append((tower, "onnxruntime float32", paths[tower], ort_runner))
+            out.append((tower, "onnxruntime int8", paths[f"{tower}.int8"], ort_runner))
+        if importlib.util.find_spec("openvino") is not None:
+            for label, precision in (("float32", "f32"), ("bfloat16", "bf16")):
+                factory = functools.partial(openvino_runner, precision=precision)
+                out.append((tower, f"openvino {label}", paths[tower], factory))
+    return out
 
 
 def normalised(array: np.ndarray) -> np.ndarray:
@@ -148,16 +194,21 @@ def normalised(array: np.ndarray) -> np.ndarray:
     return array / np.linalg.norm(array, axis=-1, keepdims=True)
 
 
-def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, Any]:
+def _version(name: str) -> str | None:
     try:
-        import onnxruntime as ort
-    except ImportError as exc:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, Any]:
+    if importlib.util.find_spec("onnxruntime") is None:
         return {
             "status": "skipped",
-            "reason": f"onnxruntime not installed ({exc}); pip install -e .[bench]",
+            "reason": "onnxruntime not installed; pip install -e .[bench]",
         }
     model = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.float32)
-    bf16 = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype=torch.bfloat16)
+    auto = JinaClipModel.from_pretrained(settings.checkpoint_folder(), dtype="auto")
     try:
         paths, export_s = cached_exports(settings, model)
     except Exception as exc:  # the exporter's failures are many and varied; report, don't crash
@@ -176,78 +227,63 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
     ids = random_ids(config.text.vocab_size, *text_shape, seed=11)
     ids[-1, text_shape[1] // 2 :] = config.text.pad_token_id  # one padded row, as batches have
     workloads = {
-        "vision": (
-            "pixel_values",
-            pixels,
-            model.get_image_features,
-            bf16.get_image_features,
-            image_batch,
-            "images_per_s",
-        ),
-        "text": (
-            "input_ids",
-            ids,
-            model.get_text_features,
-            bf16.get_text_features,
-            int((ids != 0).sum()),
-            "tokens_per_s",
-        ),
-    }
+        "vision": ("pixel_values", pixels, model.get_image_features, auto.get_image_features,
+                   image_batch, "images_per_s"),
+        "text": ("input_ids", ids, model.get_text_features, auto.get_text_features,
+                 int((ids != 0).sum()), "tokens_per_s"),
+    }  # fmt: skip
     result: dict[str, Any] = {
         "status": "ok",
-        "onnxruntime": ort.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "openvino": _version("openvino"),
         "export_s": round(export_s, 1),
         "threads": threads,
         "load_average": load_average(),
+        "mrag_default_dtype": str(auto.dtype_choice),
         "rows": [],
     }
-    for tower, (input_name, tensor, ours, ours_bf16, units, unit_name) in workloads.items():
+    ours: dict[str, tuple[float, float, np.ndarray]] = {}
+    for tower, (_, tensor, fp32_fn, auto_fn, units, _) in workloads.items():
         with torch.inference_mode():
-            reference = normalised(ours(tensor).float().numpy())
-            mrag_timing = measure(lambda t=tensor, f=ours: f(t), min_reps=2, budget_s=budget)
-            bf16_timing = measure(lambda t=tensor, f=ours_bf16: f(t), min_reps=2, budget_s=budget)
-        mrag_rate = units / mrag_timing.best
-        mrag_bf16_rate = units / bf16_timing.best
+            reference = normalised(fp32_fn(tensor).float().numpy())
+            fp32_timing = measure(lambda t=tensor, f=fp32_fn: f(t), min_reps=2, budget_s=budget)
+            auto_timing = measure(lambda t=tensor, f=auto_fn: f(t), min_reps=2, budget_s=budget)
+        ours[tower] = (units / fp32_timing.best, units / auto_timing.best, reference)
+    for tower, runtime, path, factory in peer_runtimes(paths):
+        input_name, tensor, _, _, units, unit_name = workloads[tower]
+        mrag_rate, mrag_auto_rate, reference = ours[tower]
         feed = {input_name: tensor.numpy()}
-        for variant in ("float32", "int8"):
-            key = tower if variant == "float32" else f"{tower}.int8"
-            try:
-                sess = session(paths[key], threads)
-                output = sess.run(None, feed)[0]
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                result["rows"].append(
-                    {
-                        "tower": tower,
-                        "runtime": f"onnxruntime {variant}",
-                        "status": "failed",
-                        "reason": reason,
-                    }
-                )
-                continue
-            timing = measure(lambda s=sess, f=feed: s.run(None, f), min_reps=2, budget_s=budget)
-            rate = units / timing.best
-            deviation = float(np.abs(normalised(output) - reference).max())
-            row = {
-                "tower": tower,
-                "runtime": f"onnxruntime {variant}",
-                "status": "ok",
-                "workload": list(tensor.shape),
-                unit_name: round(rate, 2),
-                "mrag_float32_" + unit_name: round(mrag_rate, 2),
-                "mrag_bfloat16_" + unit_name: round(mrag_bf16_rate, 2),
-                "mrag_float32_over_peer": round(mrag_rate / rate, 3),
-                "mrag_bfloat16_over_peer": round(mrag_bf16_rate / rate, 3),
-                "max_abs_diff_normalised": deviation,
-                **timing.to_dict(),
-            }
-            result["rows"].append(row)
-            print(
-                f"  peer {tower:6s} ORT {variant:7s}: {rate:8.2f} {unit_name} "
-                f"(mrag fp32 {mrag_rate:.2f}, bf16 {mrag_bf16_rate:.2f}), "
-                f"max |Δ| {deviation:.2e}",
-                flush=True,
+        try:
+            runner = factory(path, threads, input_name, list(tensor.shape))
+            output = runner(feed)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+            result["rows"].append(
+                {"tower": tower, "runtime": runtime, "status": "failed", "reason": reason}
             )
-            del sess
-    result["mrag_dtypes"] = [dtype_name(torch.float32), dtype_name(torch.bfloat16)]
+            continue
+        timing = measure(lambda r=runner, f=feed: r(f), min_reps=2, budget_s=budget)
+        rate = units / timing.best
+        deviation = float(np.abs(normalised(output) - reference).max())
+        row = {
+            "tower": tower,
+            "runtime": runtime,
+            "status": "ok",
+            "workload": list(tensor.shape),
+            unit_name: round(rate, 2),
+            "mrag_float32_" + unit_name: round(mrag_rate, 2),
+            "mrag_auto_" + unit_name: round(mrag_auto_rate, 2),
+            "mrag_float32_over_peer": round(mrag_rate / rate, 3),
+            "mrag_auto_over_peer": round(mrag_auto_rate / rate, 3),
+            "max_abs_diff_normalised": deviation,
+            **timing.to_dict(),
+        }
+        result["rows"].append(row)
+        print(
+            f"  peer {tower:6s} {runtime:20s}: {rate:8.2f} {unit_name} "
+            f"(mrag fp32 {mrag_rate:.2f}, auto {mrag_auto_rate:.2f}), max |Δ| {deviation:.2e}",
+            flush=True,
+        )
+        del runner
+    result["mrag_dtypes"] = [dtype_name(torch.float32), dtype_name(auto.dtype)]
     return result

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmark
 
 from benchmarks import SECTIONS
 from benchmarks.run import main
+from mrag.model.precision import cpu_dtype
 
 
 def _run(tmp_path: Path, *extra: str) -> dict:
@@ -68,6 +69,9 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert {"padding_waste", "tokens_per_s"} <= set(model["mix"][0])
     assert model["bf16_agreement"]["text_max_abs_diff"] < 0.1
     assert "kernel" in model["alibi_mask"]
+    assert {row["dtype"] for row in model["query"]} == {"float32", "bfloat16"}
+    assert all(row["p50_ms"] > 0 for row in model["query"])
+    assert model["cuda"]["status"] in ("ok", "skipped")
 
     ingestion = sections["ingestion"]
     assert ingestion["status"] in ("ok", "skipped")
@@ -82,6 +86,11 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
             "pipeline_overhead",
             "peak_rss_mb",
         } <= set(ingestion)
+        # The default dtype and float32 ingest the same documents in one run.
+        assert ingestion["dtype"].startswith(str(cpu_dtype()).split()[0])
+        assert ingestion["float32"]["dtype"] == "float32 (requested)"
+        assert ingestion["float32"]["chunks"] == ingestion["chunks"]
+        assert ingestion["auto_over_float32"] > 0
 
     query = sections["query"]
     assert query["status"] == "ok"
@@ -121,8 +130,12 @@ def test_tiny_peer_section_exports_and_compares(tmp_path: Path) -> None:
     assert peer["status"] == "ok", peer.get("reason")
     float32 = [row for row in peer["rows"] if row["runtime"] == "onnxruntime float32"]
     assert {row["tower"] for row in float32} == {"text", "vision"}
-    # The export is the same network: float32 onnxruntime agrees with mrag closely.
+    # The export is the same network: float32 peers agree with mrag closely.
     assert all(row["max_abs_diff_normalised"] < 1e-4 for row in float32)
+    if importlib.util.find_spec("openvino") is not None:
+        openvino = {row["runtime"]: row for row in peer["rows"] if row["tower"] == "text"}
+        assert openvino["openvino float32"]["max_abs_diff_normalised"] < 1e-4
+        assert openvino["openvino bfloat16"]["max_abs_diff_normalised"] < 5e-2
 
 
 def test_sections_are_known() -> None:

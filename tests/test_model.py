@@ -104,7 +104,7 @@ def test_rotate_pairs() -> None:
 
 def test_full_checkpoint_has_the_official_parameter_count_and_keys(tmp_path) -> None:
     folder = write_random_checkpoint(tmp_path / "full", preset="full", seed=1)
-    model = JinaClipModel.from_pretrained(folder)
+    model = JinaClipModel.from_pretrained(folder, dtype="float32")
     assert sum(p.numel() for p in model.parameters()) == 222_647_041
     state = model.state_dict()
     assert tuple(
@@ -112,6 +112,15 @@ def test_full_checkpoint_has_the_official_parameter_count_and_keys(tmp_path) -> 
     ) == (6144, 768)
     assert tuple(state["vision_model.pos_embed"].shape) == (1, 197, 768)
     assert model.encode_text(["hello"]).shape == (1, 768)
+    # At full size bfloat16 stays within 5e-3 of float32 (normalised), as at the golden size.
+    bf16 = JinaClipModel.from_pretrained(folder, dtype="bfloat16")
+    text = TEXTS[1:4]
+    images = [_pattern_image(), Image.new("RGB", (64, 64), "red")]
+    for a, b in (
+        (model.encode_text(text), bf16.encode_text(text)),
+        (model.encode_image(images), bf16.encode_image(images)),
+    ):
+        assert np.abs(a - b).max() < 5e-3
 
 
 def test_model_keys_match_the_official_key_list() -> None:

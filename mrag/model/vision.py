@@ -122,9 +122,12 @@ class RopeAttention(nn.Module):
         qkv = F.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
         if cos.dim() == 2:  # tables for the patch tokens only, as rope_tables() gives them
             cos, sin = rope_for_all_tokens(cos, sin)
-        # RoPE turns q and k together (CLS included, which its table leaves unchanged).
+        # RoPE turns q and k together (CLS included, which its table leaves unchanged): the
+        # swapped pairs are a fresh tensor, scaled by sin in place, and addcmul adds q·cos in the
+        # same pass (one rounding in bf16 instead of three, and two fewer temporaries).
         qk = qkv[:, :, :2]
-        qk = qk * cos + qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2) * sin
+        turned = qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2).mul_(sin)
+        qk = torch.addcmul(turned, qk, cos)
         q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)
         v = qkv[:, :, 2].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v)

@@ -291,7 +291,8 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_same_store(
         text = "\n\n".join(f"Section {index}.{p}: the figure shows results." * 20 for p in range(8))
         (docs / f"extra-{index:02d}.md").write_text(f"# Part {index}\n\n{text}")
     env = {"MRAG_MODEL": str(tiny_checkpoint)}
-    args = ("ingest", "docs", "--max-tokens", "64")
+    # float32: the vectors of both runs are compared at float32 tolerance.
+    args = ("ingest", "docs", "--max-tokens", "64", "--dtype", "float32")
 
     started = time.perf_counter()
     clean = _cli(*args, "--qdrant-path", str(tmp_path / "clean"), cwd=tmp_path, env=env)

@@ -7,8 +7,10 @@
 - **Ray's own cost**: starting Ray, and the fixed cost of a run (actor start-up, one model load per
   actor) measured on a single small text file, where the model's work is nothing;
 - **scaling with actors**: one model actor with one CPU, one with all CPUs, and one actor per
-  CPU. On a machine with few cores these share the same cores with the parsers, so what it shows
-  there is the cost of splitting them, not the gain of a cluster (see RESULTS.md).
+  CPU; beside them the single-process run with one torch thread, the fair comparison for an
+  actor with one CPU (an actor gets as many torch threads as CPUs reserved). On a machine with
+  few cores the actors share those cores with the parsers, so what it shows there is the cost of
+  splitting them, not the gain of a cluster (see RESULTS.md).
 
 Both runs load the model inside the run (the local one in-process, each actor its own), with the
 pipeline's dtype (``auto``: bfloat16 where the CPU has it). It prints a table and writes JSON.
@@ -76,6 +78,7 @@ def _row(name: str, report: Any, wall: float, files: int) -> dict[str, Any]:
 
 def run(settings: Settings, rounds: int = 2) -> dict[str, Any]:
     import ray
+    import torch
 
     from mrag.distributed import ingest_on_ray
     from mrag.ingest import ingest
@@ -94,9 +97,14 @@ def run(settings: Settings, rounds: int = 2) -> dict[str, Any]:
         def store() -> Store:
             return Store.open(StoreSettings(path=str(Path(tmp) / f"store-{next(stores)}")))
 
-        def local(paths: Sequence[Path]) -> Any:
-            with store() as opened:
-                return ingest(paths, pipeline=base, store=opened)
+        def local(paths: Sequence[Path], threads: int | None = None) -> Any:
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads or before)
+            try:
+                with store() as opened:
+                    return ingest(paths, pipeline=base, store=opened)
+            finally:
+                torch.set_num_threads(before)
 
         def on_ray(paths: Sequence[Path], **section: Any) -> Any:
             pipeline = base.override(**{f"ray__{key}": value for key, value in section.items()})
@@ -113,6 +121,7 @@ def run(settings: Settings, rounds: int = 2) -> dict[str, Any]:
             fixed_ray = _timed(lambda: on_ray([note]))[1]
             configs: list[tuple[str, Callable[[], Any]]] = [
                 ("single process", lambda: local(files)),
+                ("single process, 1 torch thread", lambda: local(files, threads=1)),
                 ("ray: 1 actor x 1 CPU", lambda: on_ray(files, actors=1, cpus_per_actor=1.0)),
             ]
             if cpus >= 2:

@@ -24,7 +24,8 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,37 @@ def _check_fits(settings: RaySection) -> None:
         )
 
 
+#: Ray Data settings of a run: the run's own progress display reports instead of Ray's bars; a
+#: block lost with its worker (a node gone, an out-of-memory kill) must not end the job (its files
+#: are reported as failed and the next run does them); parsed documents hold PIL images, which
+#: Arrow cannot hold and Ray's object columns can.
+_DATA_SETTINGS = {
+    "enable_progress_bars": False,
+    "print_on_execution_start": False,
+    "max_errored_blocks": -1,
+    "enable_fallback_to_arrow_object_ext_type": True,
+}
+
+
+@contextmanager
+def _data_context() -> Iterator[None]:
+    """Ray Data's settings for a run, restored afterwards: the process may run other datasets."""
+    context = ray.data.DataContext.get_current()
+    saved = {name: getattr(context, name) for name in _DATA_SETTINGS}
+    for name, value in _DATA_SETTINGS.items():
+        setattr(context, name, value)
+    # Ray Data says so when its progress bars are off: they are replaced, not missing.
+    progress_log = logging.getLogger("ray.data._internal.progress")
+    level = progress_log.level
+    progress_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(context, name, value)
+        progress_log.setLevel(level)
+
+
 # -- the driver ------------------------------------------------------------------------------------
 
 
@@ -125,15 +157,6 @@ class _RayRun(_Run):
         todo = self.plan(files)
         if not todo:
             return
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the run's own progress display reports instead
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "disabled"
-        context.print_on_execution_start = False
-        # A block lost with its worker (a node gone, an out-of-memory kill) must not end the job:
-        # its files are reported as failed below and the next run does them.
-        context.max_errored_blocks = -1
-        # Parsed documents hold PIL images: Arrow cannot hold them, Ray's object columns can.
-        context.enable_fallback_to_arrow_object_ext_type = True
         items = [
             {
                 "index": index,
@@ -144,8 +167,24 @@ class _RayRun(_Run):
             }
             for index, (path, source, digest) in enumerate(todo)
         ]
+        done: set[int] = set()
+        with _data_context():
+            for row in self._dataset(items, passwords).iter_rows():
+                done.add(int(row["index"]))
+                self._merge(row["stats"])
+                if row["embedded"] is not None:
+                    self.write(row["embedded"])
+                else:
+                    self._finish(FileOutcome(row["source"], "failed", row["reason"]))
+        for index, (path, source, _) in enumerate(todo):
+            if index not in done:
+                reason = f"{path}: lost on the Ray cluster (a worker died); run again to retry"
+                self._finish(FileOutcome(source, "failed", reason))
+
+    def _dataset(self, items: list[dict[str, Any]], passwords: Sequence[str]) -> Any:
+        """Files → parser actors → model actors: rows of outcomes and points, one per file."""
         settings = self.pipeline.ray
-        dataset = (
+        return (
             # One file a block: files stream to parsers and on to the model one by one.
             ray.data.from_items(items, override_num_blocks=len(items))
             .map_batches(
@@ -168,18 +207,6 @@ class _RayRun(_Run):
                 num_gpus=settings.gpus_per_actor,
             )
         )
-        done: set[int] = set()
-        for row in dataset.iter_rows():
-            done.add(int(row["index"]))
-            self._merge(row["stats"])
-            if row["embedded"] is not None:
-                self.write(row["embedded"])
-            else:
-                self._finish(FileOutcome(row["source"], "failed", row["reason"]))
-        for index, (path, source, _) in enumerate(todo):
-            if index not in done:
-                reason = f"{path}: lost on the Ray cluster (a worker died); run again to retry"
-                self._finish(FileOutcome(source, "failed", reason))
 
     def _merge(self, stats: _BatchStats | None) -> None:
         if stats is None:

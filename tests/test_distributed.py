@@ -83,8 +83,11 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
 
     with Store.open(StoreSettings(path=str(tmp_path / "local"))) as store:
         local = ingest(paths, store=store, model=tiny_model, pipeline=pipeline)
+    before = ray.data.DataContext.get_current().max_errored_blocks
     with Store.open(StoreSettings(path=str(tmp_path / "ray"))) as store:
         distributed = ingest_on_ray(paths, store=store, pipeline=pipeline)
+    # The run's Ray Data settings do not leak into other datasets of the process.
+    assert ray.data.DataContext.get_current().max_errored_blocks == before
 
     assert _statuses(distributed) == _statuses(local)
     assert distributed.totals() == local.totals()

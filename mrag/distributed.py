@@ -4,9 +4,10 @@ The driver (where ``python -m mrag ingest --ray`` runs) lists the files, hashes 
 unchanged sources against the store's ledger, exactly as the local run does. The changed ones go
 through a Ray Data pipeline:
 
-1. **parse tasks** (CPU) run blocks of files through the local run's guarded parser process
-   (memory cap, time budget, page limits); a file that fails comes back as an outcome with its
-   reason, never as a failed task;
+1. **parser actors** (CPU; Ray Data grows their pool to the free CPUs) each hold one of the
+   local run's guarded parser processes (memory cap, time budget, page limits), started once per
+   actor rather than once per file; a file that fails comes back as an outcome with its reason,
+   never as a failed task;
 2. **model actors** (one model each; a GPU each on GPU nodes) chunk the parsed documents, embed
    chunks and images batched across files and sorted by length, and build the points;
 3. **the driver writes** each source's points through the store's ``replace_source``, which
@@ -68,8 +69,9 @@ def ingest_on_ray(
             initialised in this process, that cluster is used as it is.
         pipeline: settings; its ``[ray]`` section sizes the model actors.
 
-    The files must be readable at the same path on every node that runs parse tasks (a shared
-    file system); model actors read the checkpoint named by ``[model] name`` on their node.
+    There is no ``model`` argument: each model actor loads its own, from the checkpoint named by
+    ``[model] name`` on its node. The files must be readable at the same path on every node that
+    runs parsers (a shared file system).
     """
     pipeline = pipeline or Pipeline()
     started_here = not ray.is_initialized()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import test_ingest
 from conftest import shared_path
+from qdrant_client import QdrantClient
 from test_ingest import REPO, _cli, _points
 
 from mrag.ingest import IngestReport, ingest
@@ -61,6 +62,19 @@ def _statuses(report: IngestReport) -> dict[str, str]:
     return {outcome.source: outcome.status for outcome in report.files}
 
 
+def _server_store(path: Path) -> Store:
+    return Store.from_client(QdrantClient(path=str(path)), "mrag")
+
+
+def _contents(store: Store) -> dict:
+    """What ``test_ingest._points`` reads from an embedded store, from any store."""
+    points = {
+        found.id: (found.payload, next(iter(found.vectors.values())))
+        for found in store.iter_points(with_vectors=True)
+    }
+    return {"points": points, "sources": {r.source: r.content_hash for r in store.sources()}}
+
+
 def _assert_same_store(actual: dict, expected: dict) -> None:
     assert actual["sources"] == expected["sources"]
     assert actual["points"].keys() == expected["points"].keys()
@@ -84,7 +98,9 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
     with Store.open(StoreSettings(path=str(tmp_path / "local"))) as store:
         local = ingest(paths, store=store, model=tiny_model, pipeline=pipeline)
     before = ray.data.DataContext.get_current().max_errored_blocks
-    with Store.open(StoreSettings(path=str(tmp_path / "ray"))) as store:
+    # Into the server backend (what --qdrant-url opens), on qdrant-client's local mode: no Qdrant
+    # server runs here. The killed-job test below writes the embedded default.
+    with _server_store(tmp_path / "server") as store:
         distributed = ingest_on_ray(paths, store=store, pipeline=pipeline)
     # The run's Ray Data settings do not leak into other datasets of the process.
     assert ray.data.DataContext.get_current().max_errored_blocks == before
@@ -96,7 +112,8 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
     # One broken file is a failed outcome naming the file, not a failed job.
     assert broken.status == "failed" and "broken.pdf" in broken.reason
     assert broken.reason == next(o for o in local.files if o.source == broken.source).reason
-    _assert_same_store(_points(tmp_path / "ray"), _points(tmp_path / "local"))
+    with _server_store(tmp_path / "server") as store:
+        _assert_same_store(_contents(store), _points(tmp_path / "local"))
     assert distributed.timings["model_text"] > 0 and distributed.real_tokens > 0
 
     # Each run sees the other's sources as unchanged, without loading a model.
@@ -107,7 +124,7 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
         s for s, status in _statuses(local).items() if status == "ingested"
     }
     assert set(_statuses(again).values()) == {"unchanged", "failed"}
-    with Store.open(StoreSettings(path=str(tmp_path / "ray"))) as store:
+    with _server_store(tmp_path / "server") as store:
         again = ingest(paths, store=store, pipeline=no_model)
     assert set(_statuses(again).values()) == {"unchanged", "failed"}
 

@@ -21,7 +21,7 @@ from PIL import Image
 from mrag.images import DEFAULT_MAX_PIXELS
 
 #: Ways an image's ``context`` was found, from most to least telling.
-CONTEXT_KINDS = ("caption", "nearby", "alt", "filename")
+CONTEXT_KINDS = ("caption", "ocr", "nearby", "alt", "filename")
 
 
 class ExtractionError(Exception):
@@ -33,11 +33,14 @@ class PageText:
     """Text of one page (PDF, TIFF frame) or one section (Markdown), with its heading path.
 
     ``page`` is 1-based for paged formats and ``None`` for formats without pages.
+    ``ocr_confidence`` (0..1) is set when the text was recognised from pixels rather than read
+    from a text layer.
     """
 
     page: int | None
     text: str
     headings: list[str] = field(default_factory=list)
+    ocr_confidence: float | None = None
 
 
 @dataclass
@@ -63,7 +66,11 @@ class ParsedDocument:
     """Everything extracted from one file.
 
     ``filtered`` counts images dropped by the image filter, by reason ("too_small",
-    "extreme_aspect", "duplicate", "too_many").
+    "extreme_aspect", "duplicate", "too_many"). ``parser`` names the library that read the file
+    (PDFs: "pypdf", or "pypdfium2" when pypdf could not open it). ``no_text_pages`` lists pages
+    that show something but yielded no text (no usable text layer, and OCR off or unavailable).
+    ``timings`` holds the seconds spent in each extraction stage ("text", "render", "ocr",
+    "figures").
     """
 
     source: str
@@ -73,6 +80,9 @@ class ParsedDocument:
     problems: list[str]
     page_count: int
     filtered: Counter[str] = field(default_factory=Counter)
+    parser: str = ""
+    no_text_pages: list[int] = field(default_factory=list)
+    timings: Counter[str] = field(default_factory=Counter)
 
     @property
     def text(self) -> str:

@@ -29,7 +29,7 @@ _CAPTION_RE = re.compile(
     r"^\s*(?P<label>(?i:fig(?:ure)?)\.?\s*(?:\d+(?:\.\d+)*[a-z]?|[IVXLC]+))"
     r"(?P<rest>\s*(?:[:.|—–-]|\)|$).*|\s+[A-Z(\"'“].*)$"
 )
-_CONTEXT_RANK = {"caption": 0, "nearby": 1, "alt": 2, "filename": 3}
+_CONTEXT_RANK = {"caption": 0, "ocr": 1, "nearby": 2, "alt": 3, "filename": 4}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .chunking import Chunk, chunk_document
 from .document import ExtractionError, ParsedDocument
 from .model import JinaClipModel
 from .model.clip import batch_plan
+from .ocr import resolve as resolve_ocr
 from .pipeline import Pipeline
 from .points import image_payload, make_point, text_payload
 from .sources import file_hash, find_files, source_name
@@ -54,6 +55,9 @@ class FileOutcome:
     filtered: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     points: int = 0
+    parser: str | None = None
+    ocr_pages: int = 0
+    no_text_pages: int = 0
 
 
 @dataclass
@@ -68,6 +72,7 @@ class IngestReport:
     store: str = ""
     #: The model's compute dtype and why it was chosen; empty when nothing needed the model.
     dtype: str = ""
+    notices: list[str] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
         return sum(1 for outcome in self.files if outcome.status == status)
@@ -96,6 +101,8 @@ class IngestReport:
             "images_kept": sum(o.images for o in ingested),
             "images_filtered": dict(sorted(filtered.items())),
             "points_written": sum(o.points for o in ingested),
+            "ocr_pages": sum(o.ocr_pages for o in ingested),
+            "no_text_pages": sum(o.no_text_pages for o in ingested),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +114,7 @@ class IngestReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "timings_s": {key: round(value, 3) for key, value in sorted(self.timings.items())},
             "padding_waste": round(padding, 4),
+            "notices": list(self.notices),
             "files": [asdict(outcome) for outcome in self.files],
         }
 
@@ -142,6 +150,9 @@ class _Embedded:
     images: int
     filtered: dict[str, int]
     problems: list[str]
+    parser: str | None = None
+    ocr_pages: int = 0
+    no_text_pages: int = 0
 
 
 class _Embedder:
@@ -260,6 +271,8 @@ def run_ingest(
     report = IngestReport()
     files = find_files(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
     all_passwords = _read_passwords(pipeline, passwords)
+    # Checked once here, so "enabled = true" without Tesseract stops the run before it starts.
+    ocr_missing = resolve_ocr(pipeline.ocr_settings())[1]
     own_store = store is None
     if store is None:
         settings = StoreSettings.from_env(
@@ -286,6 +299,7 @@ def run_ingest(
             store.close()
     if embedder.loaded is not None:
         report.dtype = str(embedder.loaded.dtype_choice)
+    _note_missing_text(report, pipeline, ocr_missing)
     report.elapsed_s = time.perf_counter() - started
     return report
 
@@ -297,7 +311,27 @@ def parser_process(pipeline: Pipeline, passwords: Sequence[str]) -> ParserProces
         image_filter=pipeline.image_filter(),
         passwords=passwords,
         memory_mb=pipeline.limits.memory_mb,
+        ocr=pipeline.ocr_settings(),
     )
+
+
+def _note_missing_text(report: IngestReport, pipeline: Pipeline, ocr_missing: str | None) -> None:
+    """One notice for the run when pages went in without text that OCR could have read."""
+    files = [o for o in report.files if o.status == "ingested" and o.no_text_pages]
+    if not files:
+        return
+    pages = sum(o.no_text_pages for o in files)
+    what = (
+        f"{pages} page{'s' if pages != 1 else ''} without a text layer in {len(files)} "
+        f"file{'s' if len(files) != 1 else ''} went in without text"
+    )
+    if ocr_missing is not None:
+        report.notices.append(
+            f"OCR skipped: {ocr_missing}; {what} (install tesseract-ocr and tesseract-ocr-eng, "
+            "or set [ocr] enabled = false)"
+        )
+    elif pipeline.ocr.enabled is False:
+        report.notices.append(f"OCR is off ([ocr] enabled = false): {what}")
 
 
 class _Run:
@@ -343,6 +377,8 @@ class _Run:
                     parser.submit(todo[index + 1][0])
                 if document is None:
                     continue
+                for stage, seconds in document.timings.items():
+                    self.timings[f"parse_{stage}"] += seconds
                 pending.append(self._prepare(path, source, digest, document))
                 texts = sum(len(item.chunks) for item in pending)
                 images = sum(len(item.document.images) for item in pending)
@@ -446,6 +482,11 @@ class _Run:
                 "content_hash": item.content_hash,
                 "kind": document.kind,
             }
+            recognised = {
+                page.page: page.ocr_confidence
+                for page in document.pages
+                if page.ocr_confidence is not None
+            }
             for chunk in item.chunks:
                 metadata = {
                     **common,
@@ -456,6 +497,10 @@ class _Run:
                     "end": chunk.end,
                     "headings": chunk.headings,
                 }
+                confidences = [recognised[p] for p in chunk.pages if p in recognised]
+                if confidences:
+                    metadata["ocr"] = True
+                    metadata["ocr_confidence"] = min(confidences)
                 points.append(
                     make_point(
                         item.source,
@@ -497,6 +542,9 @@ class _Run:
                     images=len(document.images),
                     filtered=dict(document.filtered),
                     problems=problems,
+                    parser=document.parser or None,
+                    ocr_pages=len(recognised),
+                    no_text_pages=len(document.no_text_pages),
                 )
             )
         return embedded
@@ -527,6 +575,9 @@ class _Run:
                 filtered=embedded.filtered,
                 problems=embedded.problems,
                 points=len(embedded.points),
+                parser=embedded.parser,
+                ocr_pages=embedded.ocr_pages,
+                no_text_pages=embedded.no_text_pages,
             )
         )
 

@@ -7,6 +7,7 @@ built-in default, which ``pipelines/default.toml`` spells out in full::
     [chunking]  max_tokens, overlap_tokens
     [images]    min_side, max_aspect, max_per_document
     [limits]    max_pages, max_pixels, time_budget_s, memory_mb
+    [ocr]       enabled, languages, dpi, page_timeout_s, tesseract
     [model]     name, revision, device, dtype, batch_size
     [store]     path, url, collection
     [ray]       address, actors, batch_size, cpus_per_actor, gpus_per_actor, parse_cpus
@@ -31,6 +32,7 @@ from .document import ExtractionLimits
 from .figures import ImageFilter
 from .model import HUB_MODEL_ID
 from .model.precision import AUTO, DTYPE_CHOICES
+from .ocr import OcrSettings
 
 
 class PipelineError(ValueError):
@@ -75,6 +77,15 @@ class LimitsSection:
 
 
 @dataclass(frozen=True)
+class OcrSection:
+    enabled: str | bool = "auto"  # "auto", true or false
+    languages: tuple[str, ...] = ("eng",)
+    dpi: int = 300
+    page_timeout_s: float = 60.0
+    tesseract: str = ""
+
+
+@dataclass(frozen=True)
 class ModelSection:
     name: str = HUB_MODEL_ID
     revision: str | None = None
@@ -110,6 +121,7 @@ class Pipeline:
     chunking: ChunkingSection = field(default_factory=ChunkingSection)
     images: ImagesSection = field(default_factory=ImagesSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
+    ocr: OcrSection = field(default_factory=OcrSection)
     model: ModelSection = field(default_factory=ModelSection)
     store: StoreSection = field(default_factory=StoreSection)
     ray: RaySection = field(default_factory=RaySection)
@@ -165,6 +177,13 @@ class Pipeline:
             (self.limits.max_pixels >= 1, "limits.max_pixels must be at least 1"),
             (self.limits.time_budget_s > 0, "limits.time_budget_s must be positive"),
             (self.limits.memory_mb >= 256, "limits.memory_mb must be at least 256"),
+            (
+                self.ocr.enabled == "auto" or isinstance(self.ocr.enabled, bool),
+                'ocr.enabled must be "auto", true or false',
+            ),
+            (bool(self.ocr.languages), "ocr.languages must name at least one language"),
+            (72 <= self.ocr.dpi <= 1200, "ocr.dpi must be between 72 and 1200"),
+            (self.ocr.page_timeout_s > 0, "ocr.page_timeout_s must be positive"),
             (self.model.batch_size >= 1, "model.batch_size must be at least 1"),
             (
                 self.model.dtype in DTYPE_CHOICES,
@@ -189,6 +208,16 @@ class Pipeline:
             time_budget_s=self.limits.time_budget_s,
         )
 
+    def ocr_settings(self) -> OcrSettings:
+        section = self.ocr
+        return OcrSettings(
+            enabled=section.enabled,  # type: ignore[arg-type]
+            languages=section.languages,
+            dpi=section.dpi,
+            page_timeout_s=section.page_timeout_s,
+            tesseract=section.tesseract,
+        )
+
     def image_filter(self) -> ImageFilter:
         return ImageFilter(
             min_side=self.images.min_side,
@@ -204,7 +233,10 @@ def _section_from(kind: type, content: dict[str, Any], where: str) -> Any:
         if key not in specs:
             raise PipelineError(f"{where}: unknown key {key!r}")
         default = specs[key].default
-        if isinstance(default, tuple):
+        if kind is OcrSection and key == "enabled":
+            if not (value == "auto" or isinstance(value, bool)):
+                raise PipelineError(f'{where}: enabled must be "auto", true or false')
+        elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PipelineError(f"{where}: {key} must be a list of strings")
             value = tuple(value)

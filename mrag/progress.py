@@ -88,6 +88,9 @@ def format_summary(report: IngestReport) -> str:
         *([f"model: {report.dtype}"] if report.dtype else []),
         f"elapsed: {report.elapsed_s:.1f} s",
     ]
+    if totals["ocr_pages"]:
+        lines.insert(2, f"ocr: {totals['ocr_pages']} pages read from their pixels")
+    lines.extend(f"notice: {notice}" for notice in report.notices)
     for outcome in report.failed:
         lines.append(f"failed: {outcome.reason}")
     problems = [p for outcome in report.files for p in outcome.problems]

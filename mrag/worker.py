@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .document import ExtractionError, ExtractionLimits, ParsedDocument
 from .figures import ImageFilter
+from .ocr import OcrSettings
 
 #: Extra seconds past the cooperative time budget before the worker is killed.
 KILL_GRACE_S = 15.0
@@ -28,6 +29,7 @@ class ParseJob:
     limits: ExtractionLimits
     passwords: tuple[str, ...]
     image_filter: ImageFilter
+    ocr: OcrSettings | None = None
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -55,6 +57,7 @@ def _serve(connection: Connection, memory_mb: int) -> None:
                 limits=job.limits,
                 passwords=job.passwords,
                 image_filter=job.image_filter,
+                ocr=job.ocr,
             )
             reply: tuple[str, object, float] = ("ok", document, time.perf_counter() - started)
         except ExtractionError as exc:
@@ -86,11 +89,13 @@ class ParserProcess:
         passwords: Sequence[str] = (),
         memory_mb: int = 8192,
         kill_after_s: float | None = None,
+        ocr: OcrSettings | None = None,
     ) -> None:
         self.limits = limits
         self.image_filter = image_filter
         self.passwords = tuple(passwords)
         self.memory_mb = memory_mb
+        self.ocr = ocr
         self.kill_after_s = kill_after_s or limits.time_budget_s + KILL_GRACE_S
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -113,7 +118,8 @@ class ParserProcess:
         """Start parsing ``path``; at most one file may be in flight."""
         if self._pending is not None:
             raise RuntimeError("a file is already being parsed")
-        self._start().send(ParseJob(path, self.limits, self.passwords, self.image_filter))
+        job = ParseJob(path, self.limits, self.passwords, self.image_filter, self.ocr)
+        self._start().send(job)
         self._pending = (path, time.monotonic())
 
     def result(self) -> tuple[ParsedDocument, float]:

@@ -132,6 +132,26 @@ def text_pdf(path: Path, pages: list[str]) -> Path:
     return path
 
 
+def scan_pdf(path: Path, work: Path, pages: list[list[str]]) -> Path:
+    """A PDF of scanned pages: each page one bilevel picture of its lines, no text layer."""
+    from fpdf import FPDF
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=34)
+    document = FPDF(unit="pt", format="letter")
+    for number, lines in enumerate(pages):
+        page = Image.new("L", (1700, 2200), 255)  # US letter at 200 dpi
+        draw = ImageDraw.Draw(page)
+        for row, line in enumerate(lines):
+            draw.text((150, 200 + row * 60), line, fill=0, font=font)
+        scan = work / f"scan-{number}.png"
+        page.convert("1").save(scan)
+        document.add_page()
+        document.image(str(scan), x=0, y=0, w=612, h=792)
+    document.output(str(path))
+    return path
+
+
 def encrypted_pdf(path: Path, source: Path, user_password: str, algorithm: str) -> Path:
     """``source`` re-written encrypted with pypdf."""
     from pypdf import PdfReader, PdfWriter

@@ -16,18 +16,19 @@ from mrag.formats.html import HTML_SUFFIXES, parse_html
 from mrag.formats.image_file import IMAGE_SUFFIXES, parse_image_file
 from mrag.formats.pdf import parse_pdf
 from mrag.formats.text import MARKDOWN_SUFFIXES, TEXT_SUFFIXES, parse_text_file
+from mrag.ocr import OcrSettings
 
-_Reader = Callable[[Path, ExtractionLimits], ParsedDocument]
+_Reader = Callable[[Path, ExtractionLimits, "OcrSettings | None"], ParsedDocument]
 
 _READERS: dict[str, _Reader] = {}
 for _suffix in IMAGE_SUFFIXES:
-    _READERS[_suffix] = lambda path, limits: parse_image_file(path, limits=limits)
+    _READERS[_suffix] = lambda path, limits, ocr: parse_image_file(path, limits=limits, ocr=ocr)
 for _suffix in (*TEXT_SUFFIXES, *MARKDOWN_SUFFIXES):
-    _READERS[_suffix] = lambda path, limits: parse_text_file(path, limits=limits)
+    _READERS[_suffix] = lambda path, limits, _ocr: parse_text_file(path, limits=limits)
 for _suffix in HTML_SUFFIXES:
-    _READERS[_suffix] = lambda path, limits: parse_html(path, limits=limits)
+    _READERS[_suffix] = lambda path, limits, _ocr: parse_html(path, limits=limits)
 for _suffix in DOCX_SUFFIXES:
-    _READERS[_suffix] = lambda path, limits: parse_docx(path, limits=limits)
+    _READERS[_suffix] = lambda path, limits, _ocr: parse_docx(path, limits=limits)
 
 #: Every file suffix :func:`parse` reads (lower case, with the dot).
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".pdf", *_READERS})
@@ -42,11 +43,14 @@ def parse(
     limits: ExtractionLimits = _DEFAULT_LIMITS,
     passwords: Sequence[str] = (),
     image_filter: ImageFilter | None = _DEFAULT_FILTER,
+    ocr: OcrSettings | None = None,
 ) -> ParsedDocument:
     """Extract the text and pictures of one file.
 
     ``passwords`` are tried, after the empty one, on encrypted PDFs. ``image_filter=None`` keeps
-    every picture (duplicates are still merged). Raises :class:`ExtractionError`, naming the file
+    every picture (duplicates are still merged). ``ocr`` turns on OCR of PDF pages without a
+    usable text layer and of image files that are pages of text (``None``: no OCR; ingestion
+    passes the pipeline's ``[ocr]`` section). Raises :class:`ExtractionError`, naming the file
     and the reason, when the file cannot be read at all; smaller trouble lands in
     ``ParsedDocument.problems``.
     """
@@ -58,9 +62,9 @@ def parse(
         raise ExtractionError(f"{path}: not a file or does not exist")
     try:
         if suffix == ".pdf":
-            document = parse_pdf(path, limits=limits, passwords=passwords)
+            document = parse_pdf(path, limits=limits, passwords=passwords, ocr=ocr)
         else:
-            document = _READERS[suffix](path, limits)
+            document = _READERS[suffix](path, limits, ocr)
     except ExtractionError:
         raise
     except (Exception, RecursionError) as exc:
@@ -77,6 +81,7 @@ __all__ = [
     "ExtractionError",
     "ExtractionLimits",
     "ImageFilter",
+    "OcrSettings",
     "ParsedDocument",
     "parse",
 ]

@@ -1,4 +1,4 @@
-"""PDF pages and pictures through pypdf.
+"""PDF pages and pictures through pypdf, with PDFium for what pypdf cannot do.
 
 Text comes from ``extract_text`` page by page. Pictures are found by walking each page's XObject
 resources (into form XObjects too) plus the inline images of its content stream, and every picture
@@ -7,6 +7,12 @@ the image dictionary before any decoding, so a decompression bomb is refused unr
 
 While a page's text is extracted, pypdf's visitor callbacks report where text lines and images sit
 on the page; that is what pairs a "Figure 3: ..." caption with the picture right above it.
+
+PDFium (:mod:`mrag.formats.pdf_pdfium`) takes over three jobs: reading files pypdf cannot open,
+rendering pages without a usable text layer for OCR (:mod:`mrag.ocr`), and finding and rendering
+figures drawn with vector paths from their captions (:mod:`mrag.vector_figures`). Pages with a
+good text layer are never rendered for OCR, and only pages with a figure caption are examined for
+vector figures, so born-digital files cost what they did.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import logging
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
 
@@ -41,7 +50,12 @@ from mrag.figures import (
     pair_captions,
     trim_context,
 )
+from mrag.formats.pdf_pdfium import Extraction, open_with_passwords, read_pages, usable_text
 from mrag.images import to_rgb
+from mrag.ocr import OcrSettings, OcrText, recognise, resolve
+from mrag.render import Box, RenderError, open_document, render_page, render_region
+from mrag.text_hygiene import clean_text
+from mrag.vector_figures import find_figure_regions
 
 # Form XObjects may nest; real documents go two or three deep, hostile ones forever.
 _MAX_FORM_DEPTH = 12
@@ -194,13 +208,14 @@ def _size_problem(stream: DictionaryObject, max_pixels: int) -> str | None:
     return None
 
 
-def _decrypt(reader: PdfReader, path: Path, passwords: Sequence[str]) -> None:
+def _decrypt(reader: PdfReader, path: Path, passwords: Sequence[str]) -> str | None:
+    """Decrypt with the empty password or one of ``passwords``; returns the one that worked."""
     tried_supplied = False
     for password in ("", *passwords):
         tried_supplied = tried_supplied or password != ""
         try:
             if reader.decrypt(password):
-                return
+                return password or None
         except Exception as exc:
             raise ExtractionError(f"{path}: encrypted, cannot decrypt ({exc})") from None
     if tried_supplied:
@@ -213,8 +228,9 @@ def _caption_contexts(
     text: str,
     layout: _Layout | None,
     images: list[_RawImage],
-) -> list[tuple[str, str]]:
-    """(context, kind) for each image of a page: its caption, else the text nearest to it."""
+) -> list[tuple[str, str, tuple[float, float] | None]]:
+    """(context, kind, vertical span) for each image of a page: its caption, else the text
+    nearest to it."""
     captions = find_captions(text)
     boxes: list[tuple[float, float] | None] = []
     placement = dict(layout.placements) if layout else {}
@@ -228,17 +244,17 @@ def _caption_contexts(
         if len(visual) == len(captions):
             caption_ys = [line.y for line in visual]
     pairing = pair_captions(boxes, caption_ys)
-    contexts: list[tuple[str, str]] = []
+    contexts: list[tuple[str, str, tuple[float, float] | None]] = []
     for image, box, caption_index in zip(images, boxes, pairing, strict=True):
         if caption_index is not None:
-            contexts.append((captions[caption_index].text, "caption"))
+            contexts.append((captions[caption_index].text, "caption", box))
             continue
         nearby = _nearby_text(layout, box) if layout is not None and box else text[:NEARBY_CHARS]
         nearby = trim_context(nearby, NEARBY_CHARS)
         if nearby:
-            contexts.append((nearby, "nearby"))
+            contexts.append((nearby, "nearby", box))
         else:
-            contexts.append((f"{image.label} on page {page_number}", "filename"))
+            contexts.append((f"{image.label} on page {page_number}", "filename", box))
     return contexts
 
 
@@ -271,8 +287,13 @@ def parse_pdf(
     *,
     limits: ExtractionLimits,
     passwords: Sequence[str] = (),
+    ocr: OcrSettings | None = None,
 ) -> ParsedDocument:
-    """Read a PDF's page texts and decoded pictures (unfiltered, not yet deduplicated).
+    """Read a PDF's page texts and pictures (unfiltered, not yet deduplicated).
+
+    pypdf reads the file; when it cannot open it at all, PDFium does (``ParsedDocument.parser``
+    says which). Pages without a usable text layer are OCR'd when ``ocr`` allows it, and figures
+    drawn with vector paths are found from their captions and rendered.
 
     Raises :class:`ExtractionError` when the file is not a readable PDF, is encrypted without a
     working password, or overruns ``limits.time_budget_s``.
@@ -282,28 +303,56 @@ def parse_pdf(
     if b"%PDF" not in data[:1024]:
         raise ExtractionError(f"{path}: not a PDF (no %PDF header)")
     problems: list[str] = []
+    timings: Counter[str] = Counter()
+    pdfium_document: pdfium.PdfDocument | None = None
+    password: str | None = None
     with _collect_pypdf_warnings() as logged:
         try:
             reader = PdfReader(io.BytesIO(data), strict=False)
             if reader.is_encrypted:
-                _decrypt(reader, path, passwords)
+                password = _decrypt(reader, path, passwords)
             page_count = len(reader.pages)
+            pypdf_failure = None
         except ExtractionError:
             raise
         except Exception as exc:
+            pypdf_failure = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        if pypdf_failure is None:
+            extraction = _read_pages(reader, path, page_count, limits, started, problems)
+            parser = "pypdf"
+    if pypdf_failure is not None:
+        # What viewers open, PDFium usually opens too: it repairs broken tables and streams.
+        try:
+            pdfium_document, password = open_with_passwords(data, path, tuple(passwords))
+        except ExtractionError as exc:
+            if "encrypted" in str(exc):
+                raise
             raise ExtractionError(
-                f"{path}: not a PDF / broken file: {type(exc).__name__}: {exc}"
+                f"{path}: not a PDF / broken file: {pypdf_failure}; PDFium: {exc}"
             ) from None
-        pages, images = _read_pages(reader, path, page_count, limits, started, problems)
-    problems.extend(_summarise_warnings(logged))
-    return ParsedDocument(
+        page_count = len(pdfium_document)
+        problems.append(f"read with pypdfium2: pypdf cannot open it ({pypdf_failure})")
+        extraction = read_pages(pdfium_document, path, limits, started, problems)
+        parser = "pypdfium2"
+    else:
+        problems.extend(_summarise_warnings(logged))
+    timings["text"] += time.monotonic() - started
+    document = ParsedDocument(
         source=str(path),
         kind="pdf",
-        pages=pages,
-        images=images,
+        pages=extraction.pages,
+        images=extraction.images,
         problems=problems,
         page_count=page_count,
+        parser=parser,
+        timings=timings,
     )
+    stages = _PdfiumStages(data, password, pdfium_document, path, limits, started, document)
+    try:
+        stages.recognise(extraction, ocr)
+    finally:
+        stages.close()
+    return document
 
 
 def _summarise_warnings(messages: list[str]) -> list[str]:
@@ -321,9 +370,9 @@ def _read_pages(
     limits: ExtractionLimits,
     started: float,
     problems: list[str],
-) -> tuple[list[PageText], list[ExtractedImage]]:
-    pages: list[PageText] = []
-    images: list[ExtractedImage] = []
+) -> Extraction:
+    extraction = Extraction()
+    pages, images = extraction.pages, extraction.images
     by_object: dict[tuple[int, int], ExtractedImage] = {}
     skipped_for_count = 0
     attempted = 0
@@ -347,11 +396,14 @@ def _read_pages(
             continue
         layout: _Layout | None
         try:
-            text, layout = _page_layout(page)
+            raw_text, layout = _page_layout(page)
         except Exception as exc:
             problems.append(f"page {number} text: cannot extract ({type(exc).__name__}: {exc})")
-            text, layout = "", None
+            raw_text, layout = "", None
+        text, untexted = usable_text(raw_text)
         pages.append(PageText(page=number, text=text))
+        if untexted:
+            extraction.untexted.append(number)
 
         raw = _page_images(page, number, problems)
         fresh: list[_RawImage] = []
@@ -366,7 +418,7 @@ def _read_pages(
         if not fresh:
             continue
         contexts = _caption_contexts(number, text, layout, fresh)
-        for item, (context, kind) in zip(fresh, contexts, strict=True):
+        for item, (context, kind, span) in zip(fresh, contexts, strict=True):
             if attempted >= limits.max_images_per_document:
                 skipped_for_count += 1
                 continue
@@ -380,6 +432,8 @@ def _read_pages(
                 continue
             extracted.context, extracted.context_kind = context, kind
             images.append(extracted)
+            if span is not None:
+                extraction.spans[id(extracted)] = span
             key = _object_key(item.stream) if item.stream is not None else None
             if key is not None:
                 by_object[key] = extracted
@@ -388,7 +442,7 @@ def _read_pages(
             f"{skipped_for_count} images not decoded: the document reached "
             f"max_images_per_document={limits.max_images_per_document}"
         )
-    return pages, images
+    return extraction
 
 
 def _annotation_appearances(page: Any) -> Iterator[tuple[str, StreamObject]]:
@@ -511,3 +565,267 @@ def _decode(
         context_kind="filename",
         content_hash=image_content_hash(rgb),
     )
+
+
+#: Pages with little text where a picture covers at least this share of the page are scans that
+#: carry a stamp or a page number in their text layer: they are OCR'd too.
+_SCAN_COVER = 0.6
+_SCAN_MAX_CHARS = 100
+#: A picture at least this share of its page's height is the page itself (a scan) for OCR context.
+_PAGE_PICTURE_SHARE = 0.5
+#: OCR starts on no page when less than this much of the file's time budget is left.
+_OCR_RESERVE_S = 5.0
+# Page renderings for OCR stay below this many pixels whatever the pixel limit (an A0 poster at
+# 300 dpi would be 140 megapixels).
+_OCR_MAX_PIXELS = 40_000_000
+
+
+class _PdfiumStages:
+    """The stages that need PDFium's view of the pages: OCR of pages without text and vector
+    figures. The PDFium document is opened on first need only: most born-digital files never
+    need it."""
+
+    def __init__(
+        self,
+        data: bytes,
+        password: str | None,
+        opened: pdfium.PdfDocument | None,
+        path: Path,
+        limits: ExtractionLimits,
+        started: float,
+        document: ParsedDocument,
+    ) -> None:
+        self.data = data
+        self.password = password
+        self._pdfium = opened
+        self._failed = False
+        self.path = path
+        self.limits = limits
+        self.started = started
+        self.document = document
+
+    def _open(self) -> pdfium.PdfDocument | None:
+        if self._pdfium is None and not self._failed:
+            try:
+                self._pdfium = open_document(self.data, self.password)
+            except RenderError as exc:
+                self._failed = True
+                self.document.problems.append(f"PDFium cannot open the file ({exc})")
+        return self._pdfium
+
+    def _remaining(self) -> float:
+        return self.limits.time_budget_s - (time.monotonic() - self.started)
+
+    def close(self) -> None:
+        if self._pdfium is not None:
+            self._pdfium.close()
+            self._pdfium = None
+
+    # -- OCR -------------------------------------------------------------------------------------
+
+    def _ocr_candidates(self, extraction: Extraction) -> list[int]:
+        """Pages with no usable text that show something, and scans with a stamp of text."""
+        document = self._open()
+        if document is None:
+            return []
+        untexted = set(extraction.untexted)
+        candidates = []
+        for page in extraction.pages:
+            number = page.page
+            assert number is not None
+            short = number in untexted
+            if not short and len(page.text) >= _SCAN_MAX_CHARS:
+                continue
+            try:
+                pdfium_page = document[number - 1]
+                width, height = pdfium_page.get_size()
+                cover = 0.0
+                shows_something = False
+                for obj in pdfium_page.get_objects(max_depth=2):
+                    shows_something = True
+                    if not short and obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE and obj.level == 0:
+                        left, bottom, right, top = obj.get_bounds()
+                        cover = max(cover, (right - left) * (top - bottom) / (width * height))
+                    elif short:
+                        break
+            except Exception:
+                continue
+            if (short and shows_something) or cover >= _SCAN_COVER:
+                candidates.append(number)
+        return candidates
+
+    def recognise(self, extraction: Extraction, settings: OcrSettings | None) -> None:
+        """OCR the pages without a usable text layer, or list them when OCR cannot run."""
+        if not extraction.untexted and all(
+            len(page.text) >= _SCAN_MAX_CHARS for page in extraction.pages
+        ):
+            return
+        clock = time.monotonic()
+        candidates = self._ocr_candidates(extraction)
+        self.document.timings["figures"] += time.monotonic() - clock
+        if not candidates:
+            return
+        enabled = settings is not None and resolve(settings)[0]
+        document = self._pdfium
+        if not enabled or settings is None or document is None:
+            untexted = set(extraction.untexted)
+            self.document.no_text_pages.extend(n for n in candidates if n in untexted)
+            return
+        by_number = {page.page: page for page in extraction.pages}
+        for position, number in enumerate(candidates):
+            remaining = self._remaining()
+            if remaining < _OCR_RESERVE_S:
+                left = candidates[position:]
+                self.document.problems.append(
+                    f"OCR stopped before page {number}: the time budget of "
+                    f"{self.limits.time_budget_s:g}s is spent (limits.time_budget_s); "
+                    f"{len(left)} pages not OCR'd"
+                )
+                self.document.no_text_pages.extend(n for n in left if n in extraction.untexted)
+                return
+            page = by_number[number]
+            recognised = self._recognise_page(document, number, settings, remaining)
+            if recognised is None or not recognised.text:
+                if number in extraction.untexted:
+                    self.document.no_text_pages.append(number)
+                continue
+            text = clean_text(recognised.text).strip()
+            if len(text) <= len(page.text):
+                continue  # the text layer said more than the pixels do
+            page.text, page.ocr_confidence = text, recognised.confidence
+            self._page_pictures_read_as(number, text, extraction)
+
+    def _recognise_page(
+        self, document: pdfium.PdfDocument, number: int, settings: OcrSettings, remaining: float
+    ) -> OcrText | None:
+        clock = time.monotonic()
+        try:
+            picture = render_page(
+                document[number - 1],
+                dpi=settings.dpi,
+                max_pixels=min(self.limits.max_pixels, _OCR_MAX_PIXELS),
+            )
+        except Exception as exc:
+            self.document.problems.append(
+                f"page {number} OCR: cannot render ({type(exc).__name__}: {exc})"
+            )
+            return None
+        finally:
+            self.document.timings["render"] += time.monotonic() - clock
+        clock = time.monotonic()
+        timeout = min(settings.page_timeout_s, remaining - _OCR_RESERVE_S / 2)
+        try:
+            return recognise(picture, settings, timeout_s=timeout)
+        except Exception as exc:
+            message = " ".join(str(exc).split())[:200]
+            if "timeout" in message.lower():
+                message = f"over the per-page time limit of {timeout:.0f}s ([ocr] page_timeout_s)"
+            self.document.problems.append(f"page {number} OCR: {message}")
+            return None
+        finally:
+            self.document.timings["ocr"] += time.monotonic() - clock
+
+    def _page_pictures_read_as(self, number: int, text: str, extraction: Extraction) -> None:
+        """A picture that is the page (a scan) is explained by the page's recognised text."""
+        document = self._pdfium
+        assert document is not None
+        height = document[number - 1].get_size()[1]
+        for image in extraction.images:
+            span = extraction.spans.get(id(image))
+            if image.pages[0] != number or image.context_kind == "caption" or span is None:
+                continue
+            if span[1] - span[0] >= _PAGE_PICTURE_SHARE * height:
+                image.context, image.context_kind = trim_context(text), "ocr"
+
+    # -- vector figures --------------------------------------------------------------------------
+
+    def find_figures(self, extraction: Extraction) -> None:
+        """Render the figures that captions name, raster and vector parts as one picture."""
+        pages = [
+            page
+            for page in extraction.pages
+            if page.ocr_confidence is None and page.text and find_captions(page.text)
+        ]
+        if not pages:
+            return
+        clock = time.monotonic()
+        try:
+            for page in pages:
+                if self._remaining() <= 0:
+                    raise ExtractionError(
+                        f"{self.path}: time budget of {self.limits.time_budget_s:g}s exceeded "
+                        f"while finding figures on page {page.page}"
+                    )
+                assert page.page is not None
+                self._figures_on_page(page.page, extraction)
+        finally:
+            self.document.timings["figures"] += time.monotonic() - clock
+
+    def _figures_on_page(self, number: int, extraction: Extraction) -> None:
+        document = self._open()
+        if document is None:
+            return
+        try:
+            pdfium_page = document[number - 1]
+            regions = find_figure_regions(pdfium_page)
+        except Exception as exc:
+            self.document.problems.append(
+                f"page {number} figures: cannot analyse ({type(exc).__name__}: {exc})"
+            )
+            return
+        on_page = [image for image in extraction.images if image.pages[0] == number]
+        for region in regions:
+            inside = [image for image in on_page if _within_span(extraction, image, region.box)]
+            if region.drawn == 0 and inside:
+                # A picture and nothing drawn around it: the picture itself is the figure.
+                inside[0].context, inside[0].context_kind = region.caption.text, "caption"
+                continue
+            budget = self.limits.max_images_per_document
+            if len(self.document.images) >= budget:
+                self.document.problems.append(
+                    f"page {number} figure {region.caption.label}: not rendered, the document "
+                    f"reached max_images_per_document={budget}"
+                )
+                return
+            try:
+                picture = render_region(pdfium_page, region.box, max_pixels=self.limits.max_pixels)
+            except Exception as exc:
+                self.document.problems.append(
+                    f"page {number} figure {region.caption.label}: cannot render "
+                    f"({type(exc).__name__}: {exc})"
+                )
+                continue
+            for image in inside:
+                # The rendering shows these pictures already: one figure, one picture.
+                self.document.images.remove(image)
+                on_page.remove(image)
+            for image in on_page:
+                if image.context_kind == "caption" and image.context.startswith(
+                    region.caption.label
+                ):
+                    image.context, image.context_kind = _fallback_context(extraction, number)
+            self.document.images.append(
+                ExtractedImage(
+                    image=picture,
+                    pages=[number],
+                    name=f"p{number}-{_slug(region.caption.label)}",
+                    context=trim_context(region.caption.text),
+                    context_kind="caption",
+                    content_hash=image_content_hash(picture),
+                )
+            )
+
+
+def _within_span(extraction: Extraction, image: ExtractedImage, box: Box) -> bool:
+    span = extraction.spans.get(id(image))
+    return span is not None and span[0] >= box[1] - 3.0 and span[1] <= box[3] + 3.0
+
+
+def _fallback_context(extraction: Extraction, number: int) -> tuple[str, str]:
+    text = next((page.text for page in extraction.pages if page.page == number), "")
+    nearby = trim_context(text, NEARBY_CHARS)
+    return (nearby, "nearby") if nearby else (f"picture on page {number}", "filename")
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "", label.lower().replace("fig.", "figure")) or "figure"

@@ -69,8 +69,8 @@ class ParsedDocument:
     "extreme_aspect", "duplicate", "too_many"). ``parser`` names the library that read the file
     (PDFs: "pypdf", or "pypdfium2" when pypdf could not open it). ``no_text_pages`` lists pages
     that show something but yielded no text (no usable text layer, and OCR off or unavailable).
-    ``timings`` holds the seconds spent in each extraction stage ("text", "render", "ocr",
-    "figures").
+    ``timings`` holds the seconds spent in each extraction stage ("text"; "scan_check", looking
+    for scans among pages with little text; "render" and "ocr"; "figures").
     """
 
     source: str

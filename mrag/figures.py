@@ -25,9 +25,10 @@ NEARBY_CHARS = 300
 
 # A label, a number (or roman numeral), then a separator or the capitalised start of the caption.
 # Requiring one of those keeps running text such as "Figure 3 shows ..." from passing as a caption.
+# The number is taken whole ("Figure 2.3 shows" is running text, not "Figure 2" and ".3 shows").
 _CAPTION_RE = re.compile(
-    r"^\s*(?P<label>(?i:fig(?:ure)?)\.?\s*(?:\d+(?:\.\d+)*[a-z]?|[IVXLC]+))"
-    r"(?P<rest>\s*(?:[:.|—–-]|\)|$).*|\s+[A-Z(\"'“].*)$"
+    r"^\s*(?P<label>(?i:fig(?:ure)?)\.?\s*(?:\d+(?:\.\d+)*[a-z]?|[IVXLC]+))(?!\.?\d)"
+    r"(?P<rest>\s*(?:[:.|—–-]|$).*|\s+[A-Z(\"'“].*)$"
 )
 _CONTEXT_RANK = {"caption": 0, "ocr": 1, "nearby": 2, "alt": 3, "filename": 4}
 
@@ -71,6 +72,14 @@ def find_captions(text: str, *, max_extra_lines: int = 3) -> list[Caption]:
         match = _CAPTION_RE.match(line)
         if match is None:
             continue
+        bare = not match["rest"].strip(" .:|—–-")
+        if (
+            bare
+            and index
+            and lines[index - 1].strip()
+            and not lines[index - 1].rstrip().endswith((".", "!", "?", ":"))
+        ):
+            continue  # "... is shown in" / "Figure 1." / "The next paragraph": running text
         parts = [line.strip()]
         for extra in lines[index + 1 : index + 1 + max_extra_lines]:
             joined = " ".join(parts)

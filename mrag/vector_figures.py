@@ -9,9 +9,11 @@ between them (tick and axis labels, legends, sub-captions), and stops at a line 
 another caption, or a wide gap. What it gathered is one figure, raster and vector parts alike.
 
 Page furniture is left out before the walk: anything inside the header and footer bands, frames
-and backgrounds covering most of the page. A region is kept only when it holds something that is
-neither a straight rule nor a plain rectangle (a curve, a diagonal, a marker, a picture), or when
-its boxes and rules carry little text: a grid of rules around dense text is a table, not a figure.
+and backgrounds covering most of the page. Tables are found first and stand as walls no figure
+grows into: a grid of touching, uncoloured boxes that hold text, or a stack of equally long rules
+with dense text between them, either with nothing drawn inside but rules (no curve, no picture,
+no coloured bar or tile). A table right at a "Figure" caption is what the caption names, though:
+a figure drawn as a grid of boxes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from mrag.render import Box
 from mrag.text_hygiene import clean_text
 
 #: Widest whitespace between a caption and its figure, in points (R and gnuplot leave plenty).
-MAX_CAPTION_GAP = 80.0
+MAX_CAPTION_GAP = 120.0
 #: Widest whitespace between two parts of one figure.
 MAX_INNER_GAP = 36.0
 #: Share of the page height at the top and bottom that holds running heads and page numbers.
@@ -45,6 +47,19 @@ _RULE_THICKNESS = 2.0
 _BODY_LINE_SHARE = 0.6
 #: Boxes-and-rules regions whose area is at least this share text are tables.
 _TABLE_TEXT_SHARE = 0.12
+#: Rules at least this long (points) can be the rules of a table.
+_MIN_RULE_WIDTH = 100.0
+# Paths looked at when searching a page for tables.
+_MAX_TABLE_PATHS = 3000
+#: Before the drawing starts, a line this wide (points, or the caption's width if wider) is body
+#: text: the figure is not on this side.
+_BODY_LINE_MIN = 200.0
+#: Body text has at least this many visible characters per point of line width.
+_BODY_DENSITY = 0.12
+#: Lines narrower than this (points) are labels whatever they say.
+_LABEL_WIDTH = 60.0
+#: Text pieces of one line closer than this (points) are one run of text.
+_WORD_GAP = 4.0
 #: Smallest figure side, in points.
 _MIN_SIDE = 24.0
 #: Margin added around a found region before rendering, in points.
@@ -54,6 +69,7 @@ _MAX_OBJECTS = 20000
 _MAX_FORM_DEPTH = 4
 _SHAPE_CHECKS = 400
 
+_SUBCAPTION = re.compile(r"^\s*\(?[a-z]\)\s")
 _TABLE_CAPTION = re.compile(r"^\s*(?i:tab(?:le)?)\.?\s*(?:\d+(?:\.\d+)*|[IVXLC]+)\b")
 
 
@@ -79,6 +95,11 @@ class _Element:
     kind: str  # "text", "stop" (another caption), "graphic", "image"
     obj: Any = None
     matrix: Any = None
+    # Whether a line of text reads like body text (see _reads_as_body); labels do not. A
+    # sub-caption ("(a) ...") reads like prose but belongs to its figure.
+    prose: bool = False
+    subcaption: bool = False
+    plain: bool | None = None  # a path of straight axis-parallel lines only; computed on need
 
 
 def _area(box: Box) -> float:
@@ -104,6 +125,23 @@ def _inside(inner: Box, outer: Box, tolerance: float = 2.0) -> bool:
         and inner[2] <= outer[2] + tolerance
         and inner[3] <= outer[3] + tolerance
     )
+
+
+def _is_unfilled(obj: Any) -> bool:
+    """Stroked only, or filled white: how table cells are drawn (a mosaic plot's tiles and a
+    diagram's boxes are coloured)."""
+    fill = ctypes.c_int()
+    stroke = ctypes.c_int()
+    if not pdfium_c.FPDFPath_GetDrawMode(obj, ctypes.byref(fill), ctypes.byref(stroke)):
+        return False
+    if fill.value == pdfium_c.FPDF_FILLMODE_NONE:
+        return True
+    r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    if not pdfium_c.FPDFPageObj_GetFillColor(
+        obj, ctypes.byref(r), ctypes.byref(g), ctypes.byref(b), ctypes.byref(a)
+    ):
+        return False
+    return min(r.value, g.value, b.value) >= 245 or a.value == 0
 
 
 def _draws_something(obj: Any) -> bool:
@@ -200,6 +238,16 @@ def _is_furniture(element: _Element, page_box: Box) -> bool:
     return _area(box) <= 0 and element.kind == "text"
 
 
+def _reads_as_body(text: str, width: float) -> bool:
+    """Dense words, few of them numbers: body text. A row of tick labels is sparse or numeric."""
+    tokens = text.split()
+    if len(tokens) < 4:
+        return False
+    visible = sum(len(token) for token in tokens)
+    numeric = sum(1 for token in tokens if any(ch.isdigit() for ch in token))
+    return visible / width >= _BODY_DENSITY and numeric / len(tokens) < 0.3
+
+
 def _line_offsets(lines: Sequence[str]) -> list[int]:
     """Where each line starts in PDFium's text, counted in UTF-16 units as PDFium counts chars."""
     offsets = []
@@ -215,6 +263,25 @@ def _text_boxes(textpage: Any, start: int, count: int) -> list[Box]:
     for index in range(textpage.count_rects(start, count)):
         boxes.append(tuple(textpage.get_rect(index)))
     return boxes
+
+
+def _line_boxes(boxes: list[Box]) -> list[Box]:
+    """Text rectangles joined into runs along a line: PDFium splits a line at every font change
+    (an italic word, a subscript), and a fragment must not pass for a label."""
+    ordered = sorted(boxes, key=lambda box: (-round((box[1] + box[3]) / 2), box[0]))
+    runs: list[Box] = []
+    for box in ordered:
+        if runs:
+            last = runs[-1]
+            height = min(last[3] - last[1], box[3] - box[1])
+            same_line = _overlap_y(last, box) and (
+                min(last[3], box[3]) - max(last[1], box[1]) >= 0.5 * height
+            )
+            if same_line and -1.0 <= box[0] - last[2] <= _WORD_GAP:
+                runs[-1] = _union(last, box)
+                continue
+        runs.append(box)
+    return runs
 
 
 @dataclass
@@ -291,14 +358,23 @@ def _walk(anchor: CaptionAnchor, elements: list[_Element], upward: bool) -> _Wal
     first_gap = 0.0
     graphics = [e for e in side if e.kind in ("graphic", "image")]
     for element in side:
-        span = region if region is not None else cap
+        span = _union(region, cap) if region is not None else cap
         if not _overlap_x(element.box, span):
             continue
         gap = distance(element.box, edge)
         if region is None:
-            if gap > MAX_CAPTION_GAP or element.kind == "stop":
+            if gap > MAX_CAPTION_GAP:
+                return None
+            if element.kind == "stop":
+                if isinstance(element.obj, list) and gap <= MAX_INNER_GAP:
+                    # A grid right at a "Figure" caption: a figure drawn as a grid of boxes.
+                    return _Walk(element.box, gap, list(element.obj))
                 return None
             if element.kind == "text":
+                width = element.box[2] - element.box[0]
+                wide = width >= max(_BODY_LINE_MIN, _BODY_LINE_SHARE * (cap[2] - cap[0]))
+                if wide and element.prose and not element.subcaption:
+                    return None
                 pending.append(element)
                 edge = element.box[3] if upward else element.box[1]
                 continue
@@ -312,6 +388,7 @@ def _walk(anchor: CaptionAnchor, elements: list[_Element], upward: bool) -> _Wal
         if element.kind == "text":
             width = max(region[2] - region[0], cap[2] - cap[0])
             wide = element.box[2] - element.box[0] >= _BODY_LINE_SHARE * width
+            wide = wide and element.prose
             level = (g.box for g in graphics if g is not element and _overlap_x(g.box, element.box))
             if wide and not any(_overlap_y(box, element.box, 1.0) for box in level):
                 break
@@ -342,22 +419,106 @@ def _add_side_labels(walk: _Walk, texts: list[_Element]) -> None:
     walk.region = region
 
 
+def _ruled(element: _Element) -> bool:
+    """Whether an element is a plain path: rules and boxes, nothing curved or slanted."""
+    if element.plain is None:
+        obj = element.obj
+        element.plain = (
+            element.kind == "graphic"
+            and obj is not None
+            and obj.type == pdfium_c.FPDF_PAGEOBJ_PATH
+            and _is_plain(obj)
+        )
+    return element.plain
+
+
+def _touching(a: Box, b: Box) -> bool:
+    """Boxes that share an edge (or overlap a little) without one holding the other."""
+    if not (_overlap_x(a, b, 1.5) and _overlap_y(a, b, 1.5)):
+        return False
+    return _area(_intersection(a, b)) < 0.2 * min(_area(a), _area(b))
+
+
+def _components(boxes: list[Box]) -> list[list[Box]]:
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            if _touching(a, boxes[j]):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[Box]] = {}
+    for i, box in enumerate(boxes):
+        groups.setdefault(root(i), []).append(box)
+    return list(groups.values())
+
+
+def _find_tables(elements: list[_Element]) -> list[Box]:
+    """Tables on the page: grids of touching cells that hold text, and stacks of full-width
+    rules with dense text between them and nothing drawn but rules."""
+    texts = [e for e in elements if e.kind == "text"]
+    plain = [e for e in elements if e.kind == "graphic"][:_MAX_TABLE_PATHS]
+    plain = [e for e in plain if _ruled(e)]
+    tables: list[Box] = []
+    cells = [
+        e.box
+        for e in plain
+        if min(e.box[2] - e.box[0], e.box[3] - e.box[1]) > _RULE_THICKNESS
+        and _is_unfilled(e.obj)
+        and any(_inside(t.box, e.box) for t in texts)
+    ][:_SHAPE_CHECKS]
+    for group in _components(cells):
+        if len(group) >= 4:
+            box = group[0]
+            for other in group[1:]:
+                box = _union(box, other)
+            if not _holds_drawing(elements, box):
+                tables.append(box)
+    stacks: dict[tuple[int, int], list[Box]] = {}
+    for e in plain:
+        box = e.box
+        if box[3] - box[1] <= _RULE_THICKNESS and box[2] - box[0] >= _MIN_RULE_WIDTH:
+            stacks.setdefault((round(box[0] / 3), round(box[2] / 3)), []).append(box)
+    for rules in stacks.values():
+        if len(rules) < 2:
+            continue
+        box = rules[0]
+        for other in rules[1:]:
+            box = _union(box, other)
+        words = [e for e in elements if e.kind == "text" and _inside(e.box, box)]
+        dense = sum(_area(e.box) for e in words) >= _TABLE_TEXT_SHARE * _area(box)
+        if len(words) >= 2 and dense and not _holds_drawing(elements, box):
+            tables.append(box)
+    return tables
+
+
+def _holds_drawing(elements: list[_Element], box: Box) -> bool:
+    """Whether anything inside ``box`` is drawn rather than ruled: a curve, a picture, a coloured
+    shape narrower than the box (a bar, a tile; a shaded table row spans the width)."""
+    width = box[2] - box[0]
+    for e in elements:
+        if e.kind not in ("graphic", "image") or not _inside(e.box, box):
+            continue
+        if not _ruled(e):
+            return True
+        shape = min(e.box[2] - e.box[0], e.box[3] - e.box[1]) > _RULE_THICKNESS
+        if shape and e.box[2] - e.box[0] < 0.8 * width and not _is_unfilled(e.obj):
+            return True
+    return False
+
+
 def _is_figure(walk: _Walk) -> bool:
     box = walk.region
     if box[2] - box[0] < _MIN_SIDE or box[3] - box[1] < _MIN_SIDE:
         return False
-    drawn = [e for e in walk.members if e.kind in ("graphic", "image")]
-    if not drawn:
-        return False
-    if any(e.kind == "image" for e in drawn):
-        return True
-    for element in drawn[:_SHAPE_CHECKS]:
-        obj = element.obj
-        if obj is None or obj.type != pdfium_c.FPDF_PAGEOBJ_PATH or not _is_plain(obj):
-            return True
-    # Only rules and boxes: a bar chart has little text among them, a table a lot.
-    text_area = sum(_area(e.box) for e in walk.members if e.kind == "text")
-    return len(drawn) >= 3 and text_area < _TABLE_TEXT_SHARE * _area(box)
+    # Tables were walled off before the walk: what a "Figure" caption names here is a figure,
+    # even when it is drawn as boxes and text only (a block diagram, a layout sketch).
+    return any(e.kind in ("graphic", "image") for e in walk.members)
 
 
 def find_figure_regions(page: Any, textpage: Any | None = None) -> list[FigureRegion]:
@@ -374,11 +535,25 @@ def find_figure_regions(page: Any, textpage: Any | None = None) -> list[FigureRe
     page_box: Box = tuple(page.get_cropbox())  # type: ignore[assignment]
     caption_boxes = [box for anchor in anchors for box in anchor.line_boxes]
     elements: list[_Element] = []
-    for box in _text_boxes(textpage, 0, -1):
+    for box in _line_boxes(_text_boxes(textpage, 0, -1)):
         is_caption = any(_inside(box, wall, 1.0) for wall in (*caption_boxes, *walls))
-        elements.append(_Element(box, "stop" if is_caption else "text"))
+        element = _Element(box, "stop" if is_caption else "text")
+        width = box[2] - box[0]
+        if not is_caption and width >= _LABEL_WIDTH:
+            line = textpage.get_text_bounded(*box)
+            element.prose = _reads_as_body(line, width)
+            element.subcaption = _SUBCAPTION.match(line) is not None
+        elements.append(element)
     elements.extend(_graphics(page, page_box))
     elements = [e for e in elements if not _is_furniture(e, page_box)]
+    # A table is a wall: no figure grows into it.
+    tables = _find_tables(elements)
+    if tables:
+        walls = [
+            _Element(box, "stop", [e for e in elements if _inside(e.box, box)]) for box in tables
+        ]
+        elements = [e for e in elements if not any(_inside(e.box, box) for box in tables)]
+        elements.extend(walls)
     texts = [e for e in elements if e.kind == "text"]
     candidates: list[tuple[float, int, _Walk]] = []
     for index, anchor in enumerate(anchors):

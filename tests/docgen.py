@@ -152,6 +152,113 @@ def scan_pdf(path: Path, work: Path, pages: list[list[str]]) -> Path:
     return path
 
 
+def _plot_svg(path: Path, kind: str) -> Path:
+    """A matplotlib chart saved as SVG with real text, so it lands in a PDF as vector paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with plt.rc_context({"svg.fonttype": "none", "axes.unicode_minus": False}):
+        figure, axes = plt.subplots(figsize=(4.5, 2.6))
+        if kind == "waves":
+            x = np.linspace(0, 10, 200)
+            axes.plot(x, np.sin(x), label="sine")
+            axes.plot(x, np.cos(x), "--", label="cosine")
+            axes.set_xlabel("time (s)")
+            axes.set_ylabel("amplitude")
+            axes.legend()
+        else:
+            axes.bar(["north", "south", "east", "west"], [4, 7, 3, 5], color="tab:green")
+            axes.set_ylabel("pumps")
+        figure.tight_layout()
+        figure.savefig(path)
+        plt.close(figure)
+    return path
+
+
+VECTOR_PAPER_CAPTIONS = {
+    1: "Figure 1: Sine and cosine waves over ten seconds.",
+    2: "Figure 2: Pumps per district.",
+    4: "Figure 3: Heat map of the pressure field.",
+}
+
+
+def vector_paper_pdf(path: Path, work: Path) -> Path:
+    """A four-page paper: a vector line plot (page 1), a table right above a vector bar chart
+    (page 2), a page with only a table (page 3), a raster heat map inside vector axes (page 4)."""
+    from fpdf import FPDF
+
+    rows = [["District", "Pressure", "Pumps"], ["north", "4.1 bar", "4"], ["south", "3.8 bar", "7"]]
+    rows += [["east", "4.4 bar", "3"], ["west", "3.9 bar", "5"]]
+    document = FPDF(unit="pt", format="letter")
+    document.set_margins(72, 72, 72)
+    document.set_font("Helvetica", size=11)
+
+    def body(text: str) -> None:
+        document.multi_cell(468, 14, text)
+        document.ln(6)
+
+    def caption(text: str) -> None:
+        document.multi_cell(468, 14, text, align="C")
+        document.ln(10)
+
+    def table(title: str) -> None:
+        caption(title)
+        with document.table(width=300, col_widths=(100, 100, 100)) as grid:
+            for row in rows:
+                cells = grid.row()
+                for value in row:
+                    cells.cell(value)
+        document.ln(14)
+
+    document.add_page()
+    body("The station log records the water level every hour. " * 8)
+    top = document.get_y() + 6
+    document.image(str(_plot_svg(work / "waves.svg", "waves")), x=126, y=top, w=360)
+    document.set_y(top + 360 * 2.6 / 4.5 + 10)
+    caption(VECTOR_PAPER_CAPTIONS[1])
+    body("The waves repeat with a period of about six seconds. " * 6)
+
+    document.add_page()
+    body("Each district runs its own pumps; the table lists them. " * 3)
+    table("Table 1: Pressure and pumps per district.")
+    top = document.get_y()
+    document.image(str(_plot_svg(work / "bars.svg", "bars")), x=126, y=top, w=360)
+    document.set_y(top + 360 * 2.6 / 4.5 + 10)
+    caption(VECTOR_PAPER_CAPTIONS[2])
+
+    document.add_page()
+    body("The pump inventory of the last survey follows. " * 4)
+    table("Table 2: Pumps counted in the last survey.")
+
+    document.add_page()
+    body("The pressure field was measured on a grid of sensors. " * 6)
+    heat = Image.new("RGB", (64, 40))
+    heat.putdata([(4 * (i % 64), 60, 255 - 4 * (i % 64)) for i in range(64 * 40)])
+    heat_path = work / "heat.png"
+    heat.save(heat_path)
+    left, top, width, height = 180.0, document.get_y() + 10, 260.0, 160.0
+    document.image(str(heat_path), x=left, y=top, w=width, h=height)
+    document.set_line_width(1)
+    document.rect(left, top, width, height)
+    document.set_font("Helvetica", size=8)
+    for step in range(5):
+        x = left + step * width / 4
+        document.line(x, top + height, x, top + height + 5)
+        document.text(x - 3, top + height + 14, str(step * 25))
+        y = top + step * height / 4
+        document.line(left - 5, y, left, y)
+        document.text(left - 22, y + 3, f"{100 - step * 25}")
+    document.text(left + width / 2 - 20, top + height + 28, "distance (m)")
+    document.set_font("Helvetica", size=11)
+    document.set_y(top + height + 40)
+    caption(VECTOR_PAPER_CAPTIONS[4])
+    document.output(str(path))
+    return path
+
+
 def encrypted_pdf(path: Path, source: Path, user_password: str, algorithm: str) -> Path:
     """``source`` re-written encrypted with pypdf."""
     from pypdf import PdfReader, PdfWriter

@@ -35,7 +35,15 @@ def test_caption_lines(line: str) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["Figure 3 shows the growth", "Table 1: Results", "Configure 3: no", "See Figure 2: later", ""],
+    [
+        "Figure 3 shows the growth",
+        "Figure 2.3 shows the curves",
+        "Figure 29): > plot(x)",
+        "Table 1: Results",
+        "Configure 3: no",
+        "See Figure 2: later",
+        "",
+    ],
 )
 def test_not_caption_lines(line: str) -> None:
     assert not is_caption_line(line)

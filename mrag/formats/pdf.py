@@ -40,7 +40,6 @@ from mrag.document import (
     ExtractionLimits,
     PageText,
     ParsedDocument,
-    image_content_hash,
     read_source,
 )
 from mrag.figures import (
@@ -50,7 +49,13 @@ from mrag.figures import (
     pair_captions,
     trim_context,
 )
-from mrag.formats.pdf_pdfium import Extraction, open_with_passwords, read_pages, usable_text
+from mrag.formats.pdf_pdfium import (
+    Extraction,
+    open_with_passwords,
+    page_picture,
+    read_pages,
+    usable_text,
+)
 from mrag.images import to_rgb
 from mrag.ocr import OcrSettings, OcrText, recognise, resolve
 from mrag.render import Box, RenderError, open_document, render_page, render_region
@@ -350,6 +355,7 @@ def parse_pdf(
     stages = _PdfiumStages(data, password, pdfium_document, path, limits, started, document)
     try:
         stages.recognise(extraction, ocr)
+        stages.find_figures(extraction)
     finally:
         stages.close()
     return document
@@ -557,14 +563,7 @@ def _decode(
         reason = " ".join(str(exc).split())[:300]
         problems.append(f"{where}: cannot decode ({type(exc).__name__}: {reason})")
         return None
-    return ExtractedImage(
-        image=rgb,
-        pages=[number],
-        name=f"p{number}-{item.label}",
-        context="",
-        context_kind="filename",
-        content_hash=image_content_hash(rgb),
-    )
+    return page_picture(rgb, number, f"p{number}-{item.label}")
 
 
 #: Pages with little text where a picture covers at least this share of the page are scans that
@@ -662,7 +661,7 @@ class _PdfiumStages:
             return
         clock = time.monotonic()
         candidates = self._ocr_candidates(extraction)
-        self.document.timings["figures"] += time.monotonic() - clock
+        self.document.timings["scan_check"] += time.monotonic() - clock
         if not candidates:
             return
         enabled = settings is not None and resolve(settings)[0]
@@ -804,16 +803,9 @@ class _PdfiumStages:
                     region.caption.label
                 ):
                     image.context, image.context_kind = _fallback_context(extraction, number)
-            self.document.images.append(
-                ExtractedImage(
-                    image=picture,
-                    pages=[number],
-                    name=f"p{number}-{_slug(region.caption.label)}",
-                    context=trim_context(region.caption.text),
-                    context_kind="caption",
-                    content_hash=image_content_hash(picture),
-                )
-            )
+            figure = page_picture(picture, number, f"p{number}-{_slug(region.caption.label)}")
+            figure.context, figure.context_kind = trim_context(region.caption.text), "caption"
+            self.document.images.append(figure)
 
 
 def _within_span(extraction: Extraction, image: ExtractedImage, box: Box) -> bool:

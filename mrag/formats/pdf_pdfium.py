@@ -15,6 +15,7 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 from mrag.document import (
     ExtractedImage,
@@ -44,6 +45,18 @@ class Extraction:
     images: list[ExtractedImage] = field(default_factory=list)
     spans: dict[int, tuple[float, float]] = field(default_factory=dict)
     untexted: list[int] = field(default_factory=list)
+
+
+def page_picture(picture: Image.Image, number: int, name: str) -> ExtractedImage:
+    """A decoded picture of page ``number``, its context still to be found."""
+    return ExtractedImage(
+        image=picture,
+        pages=[number],
+        name=name,
+        context="",
+        context_kind="filename",
+        content_hash=image_content_hash(picture),
+    )
 
 
 def usable_text(raw: str) -> tuple[str, bool]:
@@ -138,15 +151,9 @@ def _page_images(
             reason = " ".join(str(exc).split())[:300]
             problems.append(f"{where}: cannot decode ({type(exc).__name__}: {reason})")
             continue
-        image = ExtractedImage(
-            image=picture,
-            pages=[number],
-            name=f"p{number}-image{position + 1}",
-            context="",
-            context_kind="filename",
-            content_hash=image_content_hash(picture),
+        found.append(
+            (page_picture(picture, number, f"p{number}-image{position + 1}"), (bottom, top))
         )
-        found.append((image, (bottom, top)))
     return found
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import docgen
 import pytest
 from conftest import shared_path
-from qdrant_client import QdrantClient
 
 from mrag.document import ExtractionError
 from mrag.formats import parse
@@ -135,12 +134,9 @@ def test_missing_tesseract_is_reported_by_probe() -> None:
 
 
 def _text_points(store_path: Path) -> list[dict]:
-    client = QdrantClient(path=str(store_path))
-    try:
-        points, _ = client.scroll("mrag", limit=100, with_payload=True)
-        return [p.payload for p in points if p.payload["metadata"]["modality"] == "text"]
-    finally:
-        client.close()
+    with Store.open(StoreSettings(path=str(store_path))) as store:
+        payloads = [found.payload for found in store.iter_points()]
+    return [payload for payload in payloads if payload["metadata"]["modality"] == "text"]
 
 
 def test_ingest_without_tesseract_notes_it_once_and_passes(

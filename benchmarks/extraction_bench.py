@@ -1,0 +1,339 @@
+"""What a reader sees gets in: figure captions linked to pictures, scans read by OCR, stage speeds.
+
+``python -m benchmarks.extraction_bench [--extra FOLDER ...] [--json FILE]`` prints a table and
+writes JSON. It measures, through the real reader (:func:`mrag.formats.parse`):
+
+* **caption linkage**: of the "Figure N" / "Fig. N" captions that open a line of page text, the
+  share with an image of that page whose context is that caption. Documents: the PDFs of
+  ``../shared/corpus`` with captions, papers generated here (matplotlib plots drawn as vector
+  paths by fpdf2, with tables beside them), and any ``--extra`` folders of PDFs;
+* **scans**: of the pages of the shared scan-style PDFs (CCITT or JBIG2 pictures, or a picture
+  covering a page without a text layer) that show a page of text, the share that yields text;
+  pages that are only a picture with nothing to read are counted apart;
+* **born-digital pages**: how many pages with a good text layer were rendered for OCR (must be 0);
+* **pages/s per stage**: text extraction, rendering for OCR, OCR, figure finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from benchmarks.common import REPO_ROOT, machine_info
+from mrag.document import ExtractionError, ParsedDocument
+from mrag.figures import find_captions
+from mrag.formats import parse
+from mrag.ocr import OcrSettings, probe
+
+CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "extraction.json"
+# Scan-style PDFs of the shared corpus whose pictures hold no text to read (looked at one by one:
+# smiley test patterns, an arrow, a cartoon, an aerial photo, a logo). Their pages are counted
+# apart.
+PICTURE_ONLY = {
+    "imagemagick-ASCII85Decode.pdf",
+    "imagemagick-CCITTFaxDecode.pdf",
+    "imagemagick-images.pdf",
+    "imagemagick-lzw.pdf",
+    "box.pdf",
+    "grayscale-image.pdf",
+    "cmyk-image.pdf",
+    "git.pdf",  # a logo
+}
+
+
+# -- documents ---------------------------------------------------------------------------------
+
+
+def _svg_plot(path: Path, kind: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rng = np.random.default_rng(len(kind))
+    with plt.rc_context({"svg.fonttype": "none", "axes.unicode_minus": False}):
+        if kind == "grid":
+            figure, axes = plt.subplots(2, 2, figsize=(5, 3.6))
+            for number, axis in enumerate(axes.flat):
+                axis.plot(np.cumsum(rng.normal(size=60)), color=f"C{number}")
+                axis.set_title(f"sensor {number + 1}", fontsize=8)
+        else:
+            figure, axis = plt.subplots(figsize=(4.5, 2.8))
+            if kind == "scatter":
+                axis.scatter(rng.normal(size=150), rng.normal(size=150), s=8, label="samples")
+                axis.legend()
+            elif kind == "histogram":
+                axis.hist(rng.normal(size=500), bins=25, color="tab:purple")
+            elif kind == "bars":
+                axis.bar(["q1", "q2", "q3", "q4"], [3, 5, 4, 6], color="tab:green")
+            elif kind == "pie":
+                axis.pie([30, 45, 25], labels=["pumps", "valves", "pipes"])
+            else:
+                x = np.linspace(0, 6, 100)
+                axis.plot(x, np.exp(-x / 2) * np.cos(3 * x), label="damped")
+                axis.legend()
+            axis.set_xlabel("x value")
+        figure.tight_layout()
+        figure.savefig(path)
+        plt.close(figure)
+    return path
+
+
+def generated_papers(folder: Path) -> list[Path]:
+    """Papers with vector figures in the layouts real ones use: caption below or above, a table
+    right next to a figure, two figures on a page, sub-plots, two columns."""
+    from fpdf import FPDF
+
+    kinds = ["line", "scatter", "histogram", "bars", "pie", "grid"]
+    papers = []
+    for variant in range(3):
+        document = FPDF(unit="pt", format="letter")
+        document.set_margins(72, 72, 72)
+        for page, kind in enumerate(kinds):
+            document.add_page()
+            document.set_font("Helvetica", size=10)
+            document.multi_cell(468, 13, "The survey measured every station twice a year. " * 5)
+            document.ln(8)
+            if variant == 1 and page % 2 == 0:
+                with document.table(width=300, col_widths=(100, 100, 100)) as grid:
+                    for row in (
+                        ("station", "level", "flow"),
+                        ("a", "3.1", "12"),
+                        ("b", "2.7", "9"),
+                    ):
+                        cells = grid.row()
+                        for value in row:
+                            cells.cell(value)
+                document.ln(12)
+            width = 230 if variant == 2 else 360
+            left = 72 if variant == 2 else 126
+            svg = _svg_plot(folder / f"{variant}-{kind}.svg", kind)
+            caption = f"Figure {page + 1}: The {kind} chart of the station survey."
+            if variant == 0 and page % 3 == 2:  # caption above the figure
+                document.multi_cell(468, 13, caption, align="C")
+                document.ln(6)
+            top = document.get_y()
+            info = document.image(str(svg), x=left, y=top, w=width)
+            document.set_y(top + info.rendered_height + 8)
+            if not (variant == 0 and page % 3 == 2):
+                document.set_x(left)
+                document.multi_cell(width, 13, caption, align="C")
+            below = document.get_y()
+            if variant == 2:  # the right column carries running text
+                document.set_xy(320, top)
+                document.multi_cell(220, 13, "Right column text about the stations. " * 12)
+            document.set_y(max(below, document.get_y()) + 8)
+            document.set_x(72)
+            document.multi_cell(468, 13, "Levels were lower in the dry season. " * 4)
+        path = folder / f"generated-paper-{variant}.pdf"
+        document.output(str(path))
+        papers.append(path)
+    return papers
+
+
+def _shared_pdfs() -> list[Path]:
+    return sorted(CORPUS.glob("pdf/**/*.pdf")) if CORPUS.is_dir() else []
+
+
+def _scan_style() -> list[Path]:
+    index = CORPUS / "pdf" / "INDEX.csv"
+    if not index.is_file():
+        return []
+    chosen = []
+    with index.open() as handle:
+        for row in csv.DictReader(handle):
+            filters = row["filters"] or ""
+            no_text = int(row["text_chars_first5pages"] or 0) < 50
+            pictures = int(row["n_image_xobjects"] or 0) > 0
+            coded = "CCITTFax" in filters or "JBIG2" in filters
+            if row["status"].startswith("open-error"):
+                continue
+            if coded or (no_text and pictures):
+                chosen.append(CORPUS / row["path"])
+    return chosen
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+def _parse(path: Path, ocr: OcrSettings | None) -> ParsedDocument | None:
+    try:
+        return parse(path, ocr=ocr)
+    except ExtractionError:
+        return None
+
+
+def caption_linkage(paths: list[Path], stages: Counter[str]) -> dict[str, Any]:
+    total = linked = 0
+    missing = []
+    for path in paths:
+        document = _parse(path, None)
+        if document is None:
+            continue
+        stages.update(document.timings)
+        stages["text_pages"] += len(document.pages)
+        for page in document.pages:
+            captions = find_captions(page.text)
+            if captions:
+                stages["figure_pages"] += 1
+            for caption in captions:
+                total += 1
+                found = any(
+                    image.context_kind == "caption"
+                    and page.page in image.pages
+                    and image.context.startswith(caption.label)
+                    for image in document.images
+                )
+                linked += found
+                if not found:
+                    missing.append(f"{path.name} p{page.page} {caption.label}")
+    return {
+        "captions": total,
+        "linked": linked,
+        "share": linked / total if total else None,
+        "missing": missing,
+    }
+
+
+def scans(paths: list[Path], settings: OcrSettings, stages: Counter[str]) -> dict[str, Any]:
+    """Pages of scan-style PDFs that show something: how many yield text, by which means."""
+    counts: Counter[str] = Counter()
+    for path in paths:
+        document = _parse(path, settings)
+        if document is None:
+            continue
+        stages.update({f"scan_{key}": value for key, value in document.timings.items()})
+        for page in document.pages:
+            recognised = page.ocr_confidence is not None
+            unread = page.page in document.no_text_pages
+            # Every page OCR ran on: read, or found nothing to read.
+            stages["ocr_pages"] += recognised or unread
+            if not (page.text or unread):
+                continue  # a blank page
+            group = "picture" if path.name in PICTURE_ONLY else "scan"
+            counts[f"{group}_pages"] += 1
+            if recognised:
+                counts[f"{group}_ocr_text"] += 1
+            elif page.text:
+                counts[f"{group}_layer_text"] += 1
+    with_text = counts["scan_ocr_text"] + counts["scan_layer_text"]
+    return {
+        "scan_pages": counts["scan_pages"],
+        "scan_pages_with_text": with_text,
+        "from_ocr": counts["scan_ocr_text"],
+        "from_text_layer": counts["scan_layer_text"],
+        "share": with_text / counts["scan_pages"] if counts["scan_pages"] else None,
+        "picture_only_pages": counts["picture_pages"],
+        "picture_only_pages_with_ocr_text": counts["picture_ocr_text"],
+    }
+
+
+def born_digital(paths: list[Path], settings: OcrSettings) -> dict[str, Any]:
+    """Pages of files whose every page has a good text layer: none may be rendered for OCR."""
+    pages = rendered = 0
+    seconds = 0.0
+    for path in paths:
+        layer = _parse(path, None)
+        if layer is None or not layer.pages or any(len(page.text) < 100 for page in layer.pages):
+            continue
+        document = _parse(path, settings)
+        if document is None:
+            continue
+        pages += len(document.pages)
+        rendered += sum(page.ocr_confidence is not None for page in document.pages)
+        seconds += document.timings["render"] + document.timings["ocr"]
+    return {"pages": pages, "ocr_pages": rendered, "render_and_ocr_s": round(seconds, 3)}
+
+
+def rate(pages: float, seconds: float) -> float | None:
+    return round(pages / seconds, 1) if seconds > 0 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.extraction_bench")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        type=Path,
+        default=[],
+        help="a folder of PDFs to add to the caption measurement",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    args = parser.parse_args(argv)
+    settings = OcrSettings(enabled=True)
+    missing_ocr = probe(settings)
+    stages: Counter[str] = Counter()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mrag-extraction-") as work:
+        groups = {
+            "shared corpus": _shared_pdfs(),
+            "generated papers": generated_papers(Path(work)),
+        }
+        for folder in args.extra:
+            groups[str(folder)] = sorted(folder.rglob("*.pdf"))
+        linkage = {name: caption_linkage(paths, stages) for name, paths in groups.items()}
+        scan = scans(_scan_style(), settings, stages) if missing_ocr is None else None
+        digital = born_digital(_shared_pdfs(), settings) if missing_ocr is None else None
+    total = sum(group["captions"] for group in linkage.values())
+    linked = sum(group["linked"] for group in linkage.values())
+    speeds = {
+        "text": rate(stages["text_pages"], stages["text"]),
+        "figures (pages with a caption)": rate(stages["figure_pages"], stages["figures"]),
+        "render for OCR": rate(stages["ocr_pages"], stages["scan_render"]),
+        "OCR": rate(stages["ocr_pages"], stages["scan_ocr"]),
+    }
+    result = {
+        "machine": machine_info(),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "tesseract": missing_ocr or "available",
+        "caption_linkage": linkage,
+        "caption_linkage_total": {
+            "captions": total,
+            "linked": linked,
+            "share": linked / total if total else None,
+        },
+        "scans": scan,
+        "born_digital": digital,
+        "pages_per_s": speeds,
+    }
+    print("| measure | value |\n|---|---|")
+    for name, group in linkage.items():
+        print(f"| captions linked, {name} | {group['linked']}/{group['captions']} |")
+    print(f"| captions linked, all | {linked}/{total} ({linked / max(1, total):.0%}) |")
+    if scan is not None:
+        print(
+            f"| scan-style pages yielding text | {scan['scan_pages_with_text']}/"
+            f"{scan['scan_pages']} ({scan['from_ocr']} by OCR, {scan['from_text_layer']} from "
+            "their text layer) |"
+        )
+        print(
+            f"| picture-only pages given OCR text | {scan['picture_only_pages_with_ocr_text']}/"
+            f"{scan['picture_only_pages']} |"
+        )
+    if digital is not None:
+        print(f"| born-digital pages OCR'd | {digital['ocr_pages']}/{digital['pages']} |")
+    for stage, value in speeds.items():
+        print(f"| pages/s, {stage} | {value} |")
+    if missing_ocr:
+        print(f"OCR not measured: {missing_ocr}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -572,6 +572,18 @@ def test_search_by_image_and_filters(http, images):
     assert all("image_base64" not in item["metadata"] for item in results)
 
 
+def test_search_runs_the_keyword_leg(http):
+    # One passage says "revenue": with the keyword leg it leads; the knobs reach the retriever.
+    body = {"query": "revenue", "k": 2, "filter": {"modality": "text"}}
+    results = http.post("/v1/search", json=body).json()["data"]
+    assert results[0]["page_content"] == TEXTS[2]
+    dense = http.post("/v1/search", json={**body, "hybrid": False, "k": 4}).json()["data"]
+    assert len(dense) == 4
+    weighted = {**body, "leg_weights": {"bm25": 0.0, "text": 1.0}}
+    assert http.post("/v1/search", json=weighted).status_code == 200
+    assert_error(http.post("/v1/search", json={**body, "leg_weights": {"audio": 1.0}}), 400)
+
+
 def test_search_errors(http):
     cases = [
         ({"query": "x", "k": 1000}, 400),

@@ -116,6 +116,12 @@ class SearchRequest(BaseModel):
     fusion: Literal["rrf", "quota", "score"] | None = None
     text_k: int | None = Field(default=None, ge=0)
     image_k: int | None = Field(default=None, ge=0)
+    hybrid: bool | None = Field(
+        default=None, description="run the BM25 keyword leg for a text query (default true)"
+    )
+    leg_weights: dict[Literal["bm25", "text", "image"], float] | None = Field(
+        default=None, description='RRF weight per leg, e.g. {"bm25": 2.0}'
+    )
     model: str | None = None
     include_images: bool = Field(
         default=True, description="return each image hit's picture as base64 in its metadata"
@@ -529,7 +535,7 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
                 future = batcher.submit_images([image])
         vector = (await future)[0]
         options: dict[str, Any] = {"k": body.k, "filter": body.filter}
-        for name in ("fusion", "text_k", "image_k"):
+        for name in ("fusion", "text_k", "image_k", "hybrid", "leg_weights"):
             if getattr(body, name) is not None:
                 options[name] = getattr(body, name)
 

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--store-points", help="store section sizes (default 10000,100000,1000000; quick 10000)"
     )
+    parser.add_argument(
+        "--store-optimize-max",
+        type=int,
+        help="store section: build HNSW only up to this many points (the build takes minutes)",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
     return parser
@@ -137,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.store_points:
         settings.extra["store_points"] = [int(p) for p in args.store_points.split(",")]
+    settings.extra["store_optimize_max"] = args.store_optimize_max
     result = run(settings, selected(args.only))
     text = render(result)
     print()

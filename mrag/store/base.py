@@ -517,10 +517,13 @@ class Store(ABC):
             model = ModelRecord(None, None, model)
         stored = self.model
         if stored is not None and stored.conflicts_with(model):
+            used = model.describe()
+            if used == stored.describe():  # same name and size, other weights
+                used += f" with other weights (fingerprint {model.fingerprint})"
             raise ModelMismatchError(
                 f"{self.describe()} was built with {stored.describe()}, but this run uses "
-                f"{model.describe()}; use the same model (--model/MRAG_MODEL), or another "
-                "--collection for this one"
+                f"{used}; use the same model (--model/MRAG_MODEL), or another --collection "
+                "for this one"
             )
 
     def ensure_collection(self, model: ModelRecord | int | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from mrag.model import JinaClipModel
 from mrag.model.precision import choose_dtype
 
-from .common import Settings, dtype_name, load_average, measure
+from .common import Settings, Timing, dtype_name, load_average, measure
 from .flops import image_flops, text_flops
 
 DTYPES = (torch.float32, torch.bfloat16)
@@ -92,6 +92,63 @@ def _ratio(gflops: float, ceiling: dict[str, Any] | None, dtype: torch.dtype) ->
     return round(gflops / best, 3) if best else None
 
 
+class GemmProbe:
+    """The fastest GEMM of a dtype, timed between the runs of a tower workload.
+
+    On a machine shared with other work, a ceiling measured minutes earlier may have seen a
+    different load. Timing the best shape of the ceiling section (or w1/w2 of 8 images when it
+    did not run) right beside each tower run gives a ratio in which both saw the same load.
+    """
+
+    def __init__(self, ceiling: dict[str, Any] | None, dtype: torch.dtype, tiny: bool) -> None:
+        shape = (128 if tiny else 1576, 768, 2048)
+        if ceiling and ceiling.get("status") == "ok":
+            rows = ceiling["dtypes"][dtype_name(dtype)]["shapes"]
+            shape = tuple(max(rows, key=lambda row: row["gflops_best"])["shape"])
+        m, k, n = shape
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(m, k, generator=generator).to(dtype)
+        self.w = torch.randn(n, k, generator=generator).to(dtype)
+        self.flop = 2.0 * m * k * n
+        self.best_s = float("inf")
+
+    def sample(self, repeats: int = 3) -> None:
+        with torch.inference_mode():
+            for _ in range(repeats):
+                start = time.perf_counter()
+                F.linear(self.x, self.w)
+                self.best_s = min(self.best_s, time.perf_counter() - start)
+
+    @property
+    def gflops(self) -> float:
+        return self.flop / self.best_s / 1e9
+
+
+def measure_beside(
+    fn: Callable[[], object], probe: GemmProbe, *, min_reps: int, budget_s: float
+) -> Timing:
+    """:func:`measure` of ``fn``, with the GEMM probe sampled before and after every run."""
+    fn()
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < 10 and (len(times) < min_reps or spent < budget_s):
+        probe.sample()
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        spent += elapsed
+    probe.sample()
+    return Timing(times)
+
+
+def _beside(gflops: float, probe: GemmProbe) -> dict[str, Any]:
+    return {
+        "ceiling_beside_gflops": round(probe.gflops, 1),
+        "ratio_to_ceiling_beside": round(gflops / probe.gflops, 3),
+    }
+
+
 def bench_vision(
     model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any], ceiling: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
@@ -101,9 +158,11 @@ def bench_vision(
     for batch in setup["image_batches"]:
         generator = torch.Generator().manual_seed(batch)
         pixels = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
+        probe = GemmProbe(ceiling, dtype, setup["tiny"])
         with torch.inference_mode():
-            timing = measure(
+            timing = measure_beside(
                 lambda p=pixels: model.get_image_features(p),
+                probe,
                 min_reps=setup["min_reps"],
                 budget_s=setup["budget"],
             )
@@ -114,12 +173,14 @@ def bench_vision(
             "images_per_s": round(batch / timing.best, 2),
             "gflops": round(gflops, 1),
             "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
+            **_beside(gflops, probe),
             **timing.to_dict(),
         }
         rows.append(row)
         print(
             f"  vision {row['dtype']:8s} batch {batch:3d}: {row['images_per_s']:8.2f} img/s "
-            f"{row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}",
+            f"{row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}, "
+            f"beside {row['ratio_to_ceiling_beside']} of {row['ceiling_beside_gflops']}",
             flush=True,
         )
     return rows
@@ -132,9 +193,11 @@ def bench_text(
     rows = []
     for batch, length in setup["text"]:
         ids = random_ids(config.vocab_size, batch, length, seed=batch * 1000 + length)
+        probe = GemmProbe(ceiling, dtype, setup["tiny"])
         with torch.inference_mode():
-            timing = measure(
+            timing = measure_beside(
                 lambda i=ids: model.get_text_features(i),
+                probe,
                 min_reps=setup["min_reps"],
                 budget_s=setup["budget"],
             )
@@ -147,12 +210,14 @@ def bench_text(
             "texts_per_s": round(batch / timing.best, 2),
             "gflops": round(gflops, 1),
             "ratio_to_ceiling": _ratio(gflops, ceiling, dtype),
+            **_beside(gflops, probe),
             **timing.to_dict(),
         }
         rows.append(row)
         print(
             f"  text   {row['dtype']:8s} {batch:3d} x {length:3d}: {row['tokens_per_s']:8.1f} "
-            f"tok/s {row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}",
+            f"tok/s {row['gflops']:7.1f} GFLOP/s ratio {row['ratio_to_ceiling']}, "
+            f"beside {row['ratio_to_ceiling_beside']} of {row['ceiling_beside_gflops']}",
             flush=True,
         )
     return rows

@@ -64,6 +64,7 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert {row["dtype"] for row in model["vision"]} == {"float32", "bfloat16"}
     for row in model["vision"]:
         assert {"batch", "images_per_s", "gflops", "ratio_to_ceiling"} <= set(row)
+        assert row["ratio_to_ceiling_beside"] > 0 and row["ceiling_beside_gflops"] > 0
     for row in model["text"]:
         assert {"batch", "length", "tokens_per_s", "gflops", "ratio_to_ceiling"} <= set(row)
     assert {"padding_waste", "tokens_per_s"} <= set(model["mix"][0])

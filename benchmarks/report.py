@@ -174,7 +174,8 @@ def render(result: dict[str, Any]) -> str:
         f"torch {machine['torch']} with {machine['torch_threads']} threads; "
         f"load average at start {_fmt(machine['load_average_at_start'])}.",
         f"Run: preset {meta['preset']}, {'quick' if meta['quick'] else 'full'}, "
-        f"{meta['elapsed_s']:.0f} s, {meta['started']}.",
+        f"{meta['elapsed_s']:.0f} s, {meta['started']}; "
+        f"timed by {meta.get('clock', 'wall clock')}.",
         "",
     ]
     sections = result["sections"]

@@ -141,3 +141,8 @@ def test_tiny_peer_section_exports_and_compares(tmp_path: Path) -> None:
 
 def test_sections_are_known() -> None:
     assert SECTIONS == ("ceiling", "model", "peer", "ingestion", "query", "store")
+
+
+def test_cpu_time_needs_one_thread() -> None:
+    with pytest.raises(SystemExit, match="--threads 1"):
+        main(["--cpu-time", "--threads", "2", "--only", "ceiling"])

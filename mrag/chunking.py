@@ -18,6 +18,7 @@ by encoding its embedding text once before it is emitted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -80,8 +81,20 @@ class _Tokens:
     pages: list[int] = field(default_factory=list)  # index into the pages list
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which the tokenizer rejects) as U+FFFD, one for one.
+
+    Extraction cleans text before it gets here; this keeps chunking total on any ``str`` without
+    moving a single offset.
+    """
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def _count(tokenizer: Tokenizer, text: str) -> int:
-    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    return len(tokenizer.encode(_encodable(text), add_special_tokens=False).ids)
 
 
 def _fit_headings(tokenizer: Tokenizer, headings: list[str], limit: int) -> list[str]:
@@ -91,7 +104,7 @@ def _fit_headings(tokenizer: Tokenizer, headings: list[str], limit: int) -> list
         if len(kept) > 1:
             kept.pop(0)
             continue
-        encoding = tokenizer.encode(kept[0], add_special_tokens=False)
+        encoding = tokenizer.encode(_encodable(kept[0]), add_special_tokens=False)
         keep_tokens = max(0, limit - 1)
         if keep_tokens == 0 or not encoding.offsets:
             return []
@@ -138,7 +151,9 @@ def _section_tokens(
     tokenizer: Tokenizer, pages: Sequence[PageText], offsets: list[int], members: list[int]
 ) -> _Tokens:
     tokens = _Tokens()
-    encodings = tokenizer.encode_batch([pages[i].text for i in members], add_special_tokens=False)
+    encodings = tokenizer.encode_batch(
+        [_encodable(pages[i].text) for i in members], add_special_tokens=False
+    )
     for member, encoding in zip(members, encodings, strict=True):
         base = offsets[member]
         for start, end in encoding.offsets:

@@ -68,7 +68,8 @@ class ParsedDocument:
     ``filtered`` counts images dropped by the image filter, by reason ("too_small",
     "extreme_aspect", "duplicate", "too_many"). ``parser`` names the library that read the file
     (PDFs: "pypdf", or "pypdfium2" when pypdf could not open it). ``no_text_pages`` lists pages
-    that show something but yielded no text (no usable text layer, and OCR off or unavailable).
+    that show something but yielded no text (no usable text layer, and OCR off or unavailable;
+    a text layer that is mostly debris counts as none, see :mod:`mrag.text_hygiene`).
     ``timings`` holds the seconds spent in each extraction stage ("text"; "scan_check", looking
     for scans among pages with little text; "render" and "ocr"; "figures").
     """

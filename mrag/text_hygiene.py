@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mrag.document import ParsedDocument
 
 # C0 and C1 controls except tab and newline, DEL, and invisible format characters that only get in
 # the way of search (soft hyphen, zero-width space, word joiner, byte-order mark).
@@ -64,3 +68,33 @@ def is_garbage(text: str) -> bool:
     """Whether a raw text layer is mostly debris and should count as no text at all."""
     judged = sum(1 for ch in text if not ch.isspace())
     return judged >= _MIN_JUDGED and garbage_share(text) > GARBAGE_SHARE
+
+
+def clean_document(document: ParsedDocument) -> None:
+    """Clean every text a reader extracted, in place: pages, headings, image texts, problems.
+
+    A paged document's page whose text layer is garbage keeps its place with no text and is
+    added to ``document.no_text_pages``, with the pages that had no text layer at all.
+    """
+    garbage: list[int] = []
+    for page in document.pages:
+        if is_garbage(page.text):
+            if page.page is not None:
+                garbage.append(page.page)
+            page.text = ""
+        else:
+            page.text = clean_text(page.text)
+        page.headings = [heading for heading in map(clean_text, page.headings) if heading.strip()]
+    for image in document.images:
+        image.context = clean_text(image.context)
+        image.name = clean_text(image.name)
+        if image.alt_text is not None:
+            image.alt_text = clean_text(image.alt_text) or None
+    document.problems = [clean_text(problem) for problem in document.problems]
+    if garbage:
+        listed = ", ".join(map(str, garbage[:10])) + (" ..." if len(garbage) > 10 else "")
+        document.problems.append(
+            f"{len(garbage)} page{'s' if len(garbage) > 1 else ''} ({listed}): the text layer is "
+            "mostly control or private-use characters (a broken font map?); read as no text"
+        )
+        document.no_text_pages = sorted(set(document.no_text_pages) | set(garbage))

@@ -8,6 +8,8 @@ import string
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from mrag.chunking import Chunk, chunk_document, document_text
@@ -221,3 +223,49 @@ def test_thousands_of_pages_are_fast(tokenizer: Tokenizer) -> None:
 def test_too_small_budget_is_rejected(tokenizer: Tokenizer) -> None:
     with pytest.raises(ValueError, match="no room"):
         chunk_document([PageText(None, "text")], tokenizer, max_tokens=2)
+
+
+# -- any Unicode at all -------------------------------------------------------------------------
+
+_UNICODE_TEXT = st.lists(
+    st.one_of(
+        st.characters(codec=None, categories=None),  # every code point, lone surrogates included
+        st.sampled_from(["\n", "\n\n", " ", ".", "\x00", "\ud800", "\udcff", "\u200b", "ﬁ"]),
+        st.sampled_from(WORDS).map(lambda word: f" {word}"),
+    ),
+    max_size=300,
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.lists(_UNICODE_TEXT, min_size=1, max_size=4),
+    headings=st.lists(st.text(max_size=30), max_size=3),
+    max_tokens=st.integers(min_value=8, max_value=96),
+    overlap=st.integers(min_value=0, max_value=24),
+)
+def test_chunking_any_unicode_never_raises_and_keeps_its_invariants(
+    tokenizer: Tokenizer, texts: list[str], headings: list[str], max_tokens: int, overlap: int
+) -> None:
+    from mrag.chunking import _encodable
+
+    pages = [PageText(page=n, text=text, headings=headings) for n, text in enumerate(texts, 1)]
+    chunks = chunk_document(pages, tokenizer, max_tokens=max_tokens, overlap_tokens=overlap)
+    full = document_text(pages)
+    previous_start = -1
+    covered = bytearray(len(full))
+    for position, chunk in enumerate(chunks):
+        assert chunk.index == position
+        assert chunk.start > previous_start and chunk.end > chunk.start  # in order, never empty
+        previous_start = chunk.start
+        assert full[chunk.start : chunk.end] == chunk.text
+        encoded = tokenizer.encode(_encodable(chunk.embedding_text()), add_special_tokens=True)
+        assert len(encoded.ids) <= max_tokens
+        covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    # Every character the tokenizer reads (a token spans it) lies inside some chunk.
+    offset = 0
+    for page in pages:
+        encoding = tokenizer.encode(_encodable(page.text), add_special_tokens=False)
+        for start, end in encoding.offsets:
+            assert all(covered[offset + start : offset + end]), (page.text, start, end)
+        offset += len(page.text) + 2

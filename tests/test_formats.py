@@ -103,13 +103,17 @@ def test_markdown_sections_keep_heading_paths(tmp_path: Path) -> None:
     assert all(page.page is None for page in document.pages)
 
 
-def test_text_file_latin1_fallback(tmp_path: Path) -> None:
+def test_text_file_in_a_legacy_encoding_is_detected_and_noted(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
     document = parse(path)
     assert document.pages[0].text == "Café crème"
     assert len(document.problems) == 1
-    assert "Latin-1" in document.problems[0]
+    assert "read as cp1252 (detected)" in document.problems[0]
+    russian = "Привет, как дела? Это тестовый текст на русском языке."
+    path.write_bytes(russian.encode("cp1251"))
+    document = parse(path)
+    assert document.pages[0].text == russian and "cp1251" in document.problems[0]
 
 
 def test_html_visible_text_and_local_images(tmp_path: Path) -> None:

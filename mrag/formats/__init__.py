@@ -1,7 +1,8 @@
 """Turn a source file into a :class:`~mrag.document.ParsedDocument`, whatever its format.
 
 :func:`parse` picks the reader from the file suffix (and checks the magic bytes where that is
-cheap), then merges duplicate pictures and applies the :class:`~mrag.figures.ImageFilter`.
+cheap), cleans every extracted text (:func:`~mrag.text_hygiene.clean_document`), then merges
+duplicate pictures and applies the :class:`~mrag.figures.ImageFilter`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mrag.formats.image_file import IMAGE_SUFFIXES, parse_image_file
 from mrag.formats.pdf import parse_pdf
 from mrag.formats.text import MARKDOWN_SUFFIXES, TEXT_SUFFIXES, parse_text_file
 from mrag.ocr import OcrSettings
+from mrag.text_hygiene import clean_document
 
 _Reader = Callable[[Path, ExtractionLimits, "OcrSettings | None"], ParsedDocument]
 
@@ -32,6 +34,34 @@ for _suffix in DOCX_SUFFIXES:
 
 #: Every file suffix :func:`parse` reads (lower case, with the dot).
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".pdf", *_READERS})
+
+#: Magic bytes at the start of a file, for files whose suffix says nothing.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"GIF8", ".gif"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"BM", ".bmp"),
+)
+
+
+def _sniff(path: Path) -> str | None:
+    """The suffix a file's content says it has, or None.
+
+    ``%PDF`` may stand anywhere in the first KiB, as PDF readers accept.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return None
+    if b"%PDF" in head:
+        return ".pdf"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return next((suffix for magic, suffix in _MAGIC if head.startswith(magic)), None)
+
 
 _DEFAULT_LIMITS = ExtractionLimits()
 _DEFAULT_FILTER = ImageFilter()
@@ -56,10 +86,17 @@ def parse(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise ExtractionError(f"{path}: unsupported file type {suffix or '(no suffix)'}")
     if not path.is_file():
         raise ExtractionError(f"{path}: not a file or does not exist")
+    if suffix not in SUPPORTED_SUFFIXES:
+        # Only files named directly get here (folder walks keep to the include globs).
+        sniffed = _sniff(path)
+        if sniffed is None:
+            raise ExtractionError(
+                f"{path}: unsupported file type {suffix or '(no suffix)'} "
+                "(and no PDF or image header in its first bytes)"
+            )
+        suffix = sniffed
     try:
         if suffix == ".pdf":
             document = parse_pdf(path, limits=limits, passwords=passwords, ocr=ocr)
@@ -72,6 +109,8 @@ def parse(
         raise ExtractionError(
             f"{path}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
         ) from None
+    # Every reader's text passes through here: what goes on is clean Unicode.
+    clean_document(document)
     document.images, document.filtered = apply_filter(document.images, image_filter)
     return document
 

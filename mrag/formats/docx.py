@@ -21,6 +21,7 @@ from mrag.document import (
     image_content_hash,
 )
 from mrag.figures import NEARBY_CHARS, humanize_name, is_caption_line, trim_context
+from mrag.formats.archive import check_archive
 from mrag.images import ImageError, decode_image_bytes, to_rgb
 
 DOCX_SUFFIXES = (".docx",)
@@ -106,6 +107,7 @@ def parse_docx(path: Path, *, limits: ExtractionLimits) -> ParsedDocument:
 
     if path.stat().st_size == 0:
         raise ExtractionError(f"{path}: 0-byte file")
+    check_archive(path)
     try:
         document = docx.Document(str(path))
         blocks = _blocks(document)

@@ -8,6 +8,7 @@ not a heading.
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -20,16 +21,81 @@ _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
-def read_text_file(path: Path, problems: list[str]) -> str:
-    """File contents as text: UTF-8 (BOM allowed), else Latin-1 with a note in ``problems``."""
-    data = read_source(path)
+_BOMS = (
+    # UTF-32 first: its little-endian mark starts with UTF-16's.
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: The most common legacy encoding of text files, preferred when detection finds a tie.
+_WESTERN = "cp1252"
+#: Bytes looked at to guess UTF-16 without a byte-order mark.
+_SNIFF_BYTES = 4096
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 byte order read from the NUL bytes, or None.
+
+    Text in Latin script has one NUL per character, all on odd positions (little-endian) or all on
+    even ones (big-endian).
+    """
+    head = data[:_SNIFF_BYTES]
+    if len(head) < 4:
+        return None
+    even = head[0::2].count(0) / len(head[0::2])
+    odd = head[1::2].count(0) / len(head[1::2])
+    if odd > 0.4 and even < 0.05:
+        return "utf-16-le"
+    if even > 0.4 and odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """Decode a text file's bytes; returns the text and, when the encoding was a guess, a note.
+
+    Order: a byte-order mark (UTF-8/16/32), UTF-16 without one (from its NUL bytes), UTF-8, then
+    charset-normalizer's detection, and Latin-1 (which reads any bytes) as the last resort.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, "replace"), None
+    guess = _utf16_without_bom(data)
+    if guess is not None:
+        try:
+            return data.decode(guess), f"no byte-order mark; read as {guess.upper()} (guessed)"
+        except UnicodeDecodeError:
+            pass
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        problems.append(
-            f"not valid UTF-8 (byte {exc.start}); read as Latin-1, some characters may be wrong"
-        )
-        return data.decode("latin-1")
+        position = exc.start
+    import charset_normalizer
+
+    matches = list(charset_normalizer.from_bytes(data))
+    if matches:
+        best = min(matches, key=lambda match: (match.chaos, -match.coherence))
+        # Short texts fit many code pages equally well; among equals, the Western default wins.
+        tied = [
+            match
+            for match in matches
+            if match.chaos <= best.chaos + 0.01 and match.coherence >= best.coherence - 0.05
+        ]
+        best = next((match for match in tied if match.encoding == _WESTERN), best)
+        note = f"not valid UTF-8 (byte {position}); read as {best.encoding} (detected)"
+        return str(best), note
+    note = f"not valid UTF-8 (byte {position}); read as Latin-1, some characters may be wrong"
+    return data.decode("latin-1"), note
+
+
+def read_text_file(path: Path, problems: list[str]) -> str:
+    """File contents as text (:func:`decode_text`); a guessed encoding is noted in ``problems``."""
+    text, note = decode_text(read_source(path))
+    if note:
+        problems.append(note)
+    return text
 
 
 def markdown_sections(text: str) -> list[PageText]:

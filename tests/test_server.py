@@ -600,6 +600,30 @@ def test_search_errors(http):
     assert http.post("/v1/search", json={"query": "cat", "k": 1}).status_code == 200
 
 
+def test_lone_surrogates_get_a_400_naming_the_field(http, tiny_model):
+    # httpx would refuse to encode a lone surrogate; JSON's escape carries it, as clients send it.
+    bodies = [
+        ("/v1/embeddings", b'{"input": "a\\ud800c", "model": "jina-clip-v1"}', "input"),
+        ("/v1/embeddings", b'{"input": ["ok", {"text": "x\\udfff"}]}', "input[1].text"),
+        ("/v1/embeddings", b'{"input": "fine", "model": "m\\ud800"}', "model"),
+        ("/v1/search", b'{"query": "a\\ud800c"}', "query"),
+        ("/v1/search", b'{"query": "x", "filter": {"source": "\\udcff.pdf"}}', "filter.source"),
+    ]
+    for path, body, param in bodies:
+        error = assert_error(http.post(path, content=body), 400, "invalid_unicode")
+        assert error["param"] == param
+        assert "surrogate" in error["message"]
+    assert_serving(http, tiny_model)
+
+
+def test_search_by_source_says_when_no_source_matches(http):
+    response = http.post(
+        "/v1/search", json={"query": "rocket", "filter": {"source": "no-such-file.pdf"}}
+    )
+    error = assert_error(response, 404, "source_not_found")
+    assert "no-such-file.pdf" in error["message"]
+
+
 # -- guarded URL download ----------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -38,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..model import JinaClipModel
-from ..store import StoreError, StoreSettings
+from ..store import Store, StoreError, StoreSettings
 from .batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT, MicroBatcher, QueueFull
 from .inputs import decode_image_input, image_tokens, prepare_input
 from .limits import APIError, ServerLimits, invalid, too_large
@@ -289,10 +290,43 @@ async def parse_body(request: Request, model: type[BodyModel]) -> BodyModel:
         ) from None
     if not isinstance(data, dict):
         raise invalid("the JSON body must be an object")
+    where = _lone_surrogate(data)
+    if where is not None:
+        # JSON's \uD800 escapes can spell half a character; no text holds one, and the
+        # tokenizer (and any JSON encoder echoing it back) rejects it.
+        raise invalid(
+            f"'{where}' holds a lone UTF-16 surrogate (an escape like \\ud800 without its pair); "
+            "send valid Unicode text",
+            param=where,
+            code="invalid_unicode",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any, where: str = "") -> str | None:
+    """The JSON path of the first string (or key) holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        return (where or "body") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if _SURROGATE.search(key):
+                return _SURROGATE.sub("?", path)
+            found = _lone_surrogate(item, path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -542,7 +576,10 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
         def run_search() -> list[Any]:
             with search.search_lock:
                 text = content if kind == "text" else None
-                return retriever.search_by_vector(vector.tolist(), text=text, **options)
+                found = retriever.search_by_vector(vector.tolist(), text=text, **options)
+                if not found:
+                    _check_sources_exist(retriever, body.filter)
+                return found
 
         try:
             documents = await run_in_threadpool(run_search)
@@ -568,6 +605,22 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _check_sources_exist(retriever: Any, conditions: dict[str, Any] | None) -> None:
+    """A 404 naming the filter's source when no stored source has that path or file name."""
+    given = (conditions or {}).get("source")
+    if given is None:
+        return
+    store = Store(retriever.client, retriever.collection)
+    for value in [given] if not isinstance(given, list) else given:
+        if isinstance(value, str) and not store.count_named(value):
+            raise APIError(
+                404,
+                f"no stored source has the path or file name {value!r} (filter.source)",
+                param="filter",
+                code="source_not_found",
+            )
 
 
 def _check_dimensions(dimensions: int | None, full: int) -> int | None:

@@ -6,7 +6,11 @@ Kept free of torch so that the command line and pipeline files can name models c
 from __future__ import annotations
 
 import os
+import re
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HUB_MODEL_ID = "jinaai/jina-clip-v1"
 #: The Hub commit of jinaai/jina-clip-v1 whose weights mrag was checked against.
@@ -22,8 +26,45 @@ CHECKPOINT_FILES = (
 )
 
 
+#: How long to wait for the Hub to answer a connection before saying it cannot be reached.
+HUB_PROBE_TIMEOUT_S = 1.5
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint could not be found, downloaded or loaded."""
+
+
+def _hub_unreachable(endpoint: str) -> str | None:
+    """Why the Hub cannot be reached (DNS, refused, timed out), or None if it answers.
+
+    huggingface_hub retries a failed request for about half a minute; one TCP connection with a
+    short timeout tells the same in a second. Behind a proxy the check is left to the client.
+    """
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    parts = urlsplit(endpoint)
+    host = parts.hostname
+    if not host:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(str(exc) or type(exc).__name__)
+
+    # Name resolution ignores socket timeouts; a thread bounds it too.
+    thread = threading.Thread(target=probe, daemon=True, name="mrag-hub-probe")
+    thread.start()
+    thread.join(HUB_PROBE_TIMEOUT_S + 0.2)
+    if not outcome:
+        return f"no answer from {host} within {HUB_PROBE_TIMEOUT_S:g} s"
+    return None if outcome[0] is None else f"{host}: {outcome[0]}"
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -54,19 +95,46 @@ def resolve_checkpoint(
     if revision is None:
         revision = DEFAULT_REVISION if name == HUB_MODEL_ID else "main"
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import constants, snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:  # pragma: no cover - huggingface_hub is a dependency
         raise CheckpointError("downloading from the Hub needs huggingface_hub installed") from None
+    where = f"{name}@{revision[:12]}"
+    how_to = (
+        f"download it where there is a connection (`hf download {name} --revision {revision}`) "
+        "or pass a local checkpoint folder (--model PATH / MRAG_MODEL=PATH)"
+    )
+    patterns = list(CHECKPOINT_FILES)
+    offline = bool(constants.HF_HUB_OFFLINE)
+    if offline or _COMMIT.fullmatch(revision):
+        # A commit never changes: when it is in the cache, no request is needed at all.
+        try:
+            return Path(
+                snapshot_download(
+                    name, revision=revision, allow_patterns=patterns, local_files_only=True
+                )
+            )
+        except LocalEntryNotFoundError:
+            if offline:
+                raise CheckpointError(
+                    f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                    f"offline mode is on (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}), "
+                    f"so the Hub is not asked; {how_to}"
+                ) from None
+        except Exception:  # a damaged cache entry: let the download below repair it
+            pass
+    unreachable = _hub_unreachable(constants.ENDPOINT)
+    if unreachable is not None:
+        raise CheckpointError(
+            f"{where} is not in the Hugging Face cache and the Hub cannot be reached "
+            f"({unreachable}); {how_to}"
+        )
     try:
-        folder = snapshot_download(name, revision=revision, allow_patterns=list(CHECKPOINT_FILES))
+        folder = snapshot_download(name, revision=revision, allow_patterns=patterns)
     except LocalEntryNotFoundError:
         raise CheckpointError(
-            f"{name}@{revision[:12]} is not in the Hugging Face cache and the Hub cannot be "
-            f"reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}); download it where "
-            f"there is a connection (`hf download {name} --revision {revision}`) or pass a local "
-            "checkpoint folder (--model PATH / MRAG_MODEL=PATH)"
+            f"{where} is not in the Hugging Face cache and the Hub cannot be reached; {how_to}"
         ) from None
     except Exception as exc:
-        raise CheckpointError(f"{name}@{revision[:12]}: download failed ({exc})") from None
+        raise CheckpointError(f"{where}: download failed ({exc})") from None
     return Path(folder)

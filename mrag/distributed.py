@@ -43,10 +43,13 @@ from .ingest import (
     _Embedder,
     _Prepared,
     _Run,
+    _Todo,
+    failure_reason,
     parser_process,
     run_ingest,
 )
 from .pipeline import Pipeline, RaySection
+from .sources import SourceFile, display_path
 from .store import Store
 
 
@@ -155,19 +158,19 @@ def _data_context() -> Iterator[None]:
 class _RayRun(_Run):
     """The local run with the parse/chunk/embed loop replaced by a Ray Data pipeline."""
 
-    def process(self, files: Sequence[Path], passwords: Sequence[str]) -> None:
+    def process(self, files: Sequence[SourceFile], passwords: Sequence[str]) -> None:
         todo = self.plan(files)
         if not todo:
             return
         items = [
             {
                 "index": index,
-                "path": str(path.resolve()),
-                "shown": str(path),
-                "source": source,
-                "content_hash": digest,
+                "path": str(item.file.path),
+                "shown": display_path(item.file.source),
+                "source": item.file.source,
+                "content_hash": item.content_hash,
             }
-            for index, (path, source, digest) in enumerate(todo)
+            for index, item in enumerate(todo)
         ]
         done: set[int] = set()
         with _data_context():
@@ -175,13 +178,15 @@ class _RayRun(_Run):
                 done.add(int(row["index"]))
                 self._merge(row["stats"])
                 if row["embedded"] is not None:
-                    self.write(row["embedded"])
+                    embedded = row["embedded"]
+                    embedded.todo = todo[int(row["index"])]  # with the driver's legacy name
+                    self.write(embedded)
                 else:
                     self._finish(FileOutcome(row["source"], "failed", row["reason"]))
-        for index, (path, source, _) in enumerate(todo):
+        for index, item in enumerate(todo):
             if index not in done:
-                reason = f"{path}: lost on the Ray cluster (a worker died); run again to retry"
-                self._finish(FileOutcome(source, "failed", reason))
+                reason = "lost on the Ray cluster (a worker died); run again to retry"
+                self._finish(FileOutcome(item.file.source, "failed", reason))
 
     def _dataset(self, items: list[dict[str, Any]], passwords: Sequence[str]) -> Any:
         """Files → parser actors → model actors: rows of outcomes and points, one per file."""
@@ -236,15 +241,14 @@ class _ParserActor:
         documents: list[Any] = []
         reasons: list[str | None] = []
         seconds = []
-        for path, shown in zip(batch["path"], batch["shown"], strict=True):
+        for path in batch["path"]:
             clock = time.perf_counter()
             try:
                 self.parser.submit(Path(path))
                 document, _ = self.parser.result()
             except ExtractionError as exc:
-                # Name the file as the user gave it, not by the absolute path opened here.
                 documents.append(None)
-                reasons.append(str(exc).replace(path, shown))
+                reasons.append(failure_reason(exc, path))
             else:
                 documents.append(document)
                 reasons.append(None)
@@ -309,11 +313,10 @@ class _ModelActor:
                 reasons[position] = row.reason
                 continue
             try:
-                prepared[position] = run._prepare(
-                    Path(row.shown), row.source, row.content_hash, row.document
-                )
+                todo = _Todo(SourceFile(Path(row.path), row.source), row.content_hash)
+                prepared[position] = run._prepare(todo, row.document)
             except Exception as exc:  # one source's failure must not fail its batch
-                reasons[position] = f"{row.shown}: {type(exc).__name__}: {exc}"
+                reasons[position] = failure_reason(exc, row.path)
         embedded = self._embed(run, prepared, reasons, list(batch["shown"]))
         stats = _BatchStats(run.timings, report.real_tokens, report.padded_tokens)
         stats.embedded = events.embedded_calls
@@ -345,7 +348,7 @@ class _ModelActor:
             try:
                 embedded[position] = run.embed([prepared[position]])[0]
             except Exception as exc:
-                reasons[position] = f"{shown[position]}: {type(exc).__name__}: {exc}"
+                reasons[position] = failure_reason(exc)
         return embedded
 
 

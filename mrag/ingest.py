@@ -9,11 +9,19 @@
 4. embed chunks and images, batched across files and sorted by length so little is padding;
 5. replace the source's points in the store and record it as done (:meth:`Store.replace_source`).
 
-A file that fails is reported with its reason and leaves the store as it was.
+Every source is its own failure boundary: whatever goes wrong while parsing, chunking, embedding
+or writing one file fails that file (its reason is the exception's type and message), leaves its
+stored version as it was, and the run goes on. Only a model that cannot load, a parser worker that
+cannot start and a store that cannot be opened stop a run.
+
+Sources are named by their real path (:mod:`mrag.sources`), so the same file is the same source
+from any working directory.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,16 +34,38 @@ import numpy as np
 
 from .chunking import Chunk, chunk_document
 from .document import ExtractionError, ParsedDocument
-from .model import JinaClipModel
+from .model import HUB_MODEL_ID, JinaClipModel
 from .model.clip import batch_plan
 from .ocr import resolve as resolve_ocr
 from .pipeline import Pipeline
 from .points import image_payload, make_point, text_payload
-from .sources import file_hash, find_files, source_name
+from .sources import (
+    SourceFile,
+    display_path,
+    escape_controls,
+    file_hash,
+    file_name,
+    legacy_source_name,
+    portable_name,
+    source_key,
+    source_path,
+    walk_sources,
+)
 from .store import ModelRecord, SourceRecord, Store, StoreSettings
 from .worker import ParserProcess
 
-Status = Literal["ingested", "unchanged", "failed", "deleted"]
+#: What happened to a source. ``no_content``: read fine, but held no text and no kept image.
+Status = Literal["ingested", "no_content", "unchanged", "skipped", "failed", "deleted"]
+STATUSES: tuple[Status, ...] = (
+    "ingested",
+    "no_content",
+    "unchanged",
+    "skipped",
+    "failed",
+    "deleted",
+)
+#: Longest exception message kept in a failure reason.
+_REASON_CHARS = 300
 
 #: Texts gathered from several files before one embedding pass, so batches fill and sort well.
 _PENDING_TEXTS = 256
@@ -44,7 +74,13 @@ _PENDING_IMAGES = 64
 
 @dataclass
 class FileOutcome:
-    """What happened to one source."""
+    """What happened to one source.
+
+    ``source`` is its identity (the real path, as stored); ``path`` how it is shown (short, one
+    line); ``reason`` says why it failed or was skipped, without repeating the path.
+    ``no_text_pages`` counts pages that yielded no text (no usable text layer, a garbage one
+    included, and no OCR).
+    """
 
     source: str
     status: Status
@@ -58,6 +94,11 @@ class FileOutcome:
     parser: str | None = None
     ocr_pages: int = 0
     no_text_pages: int = 0
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            self.path = display_path(self.source)
 
 
 @dataclass
@@ -87,15 +128,12 @@ class IngestReport:
         return not self.failed
 
     def totals(self) -> dict[str, Any]:
-        ingested = [o for o in self.files if o.status == "ingested"]
+        ingested = [o for o in self.files if o.status in ("ingested", "no_content")]
         filtered: Counter[str] = Counter()
         for outcome in ingested:
             filtered.update(outcome.filtered)
         return {
-            "ingested": self.count("ingested"),
-            "unchanged": self.count("unchanged"),
-            "failed": self.count("failed"),
-            "deleted": self.count("deleted"),
+            **{status: self.count(status) for status in STATUSES},
             "pages": sum(o.pages for o in ingested),
             "chunks": sum(o.chunks for o in ingested),
             "images_kept": sum(o.images for o in ingested),
@@ -130,20 +168,29 @@ class Events:
 
 
 @dataclass
-class _Prepared:
-    path: Path
-    source: str
+class _Todo:
+    file: SourceFile
     content_hash: str
+    #: The name an older mrag stored this file under, replaced once the new version is written.
+    legacy: str | None = None
+
+
+@dataclass
+class _Prepared:
+    todo: _Todo
     document: ParsedDocument
     chunks: list[Chunk]
+
+    @property
+    def source(self) -> str:
+        return self.todo.file.source
 
 
 @dataclass
 class _Embedded:
     """A source ready to be written: its points and what the report says about it."""
 
-    source: str
-    content_hash: str
+    todo: _Todo
     points: list[Any]
     pages: int
     chunks: int
@@ -153,6 +200,25 @@ class _Embedded:
     parser: str | None = None
     ocr_pages: int = 0
     no_text_pages: int = 0
+
+    @property
+    def source(self) -> str:
+        return self.todo.file.source
+
+
+def failure_reason(exc: BaseException, path: Path | str | None = None) -> str:
+    """``ExceptionType: message`` on one line, without the file's path in front.
+
+    :class:`ExtractionError` messages are already written for people and keep no type name.
+    """
+    message = " ".join(str(exc).split())
+    if path is not None:
+        for prefix in {f"{path}: ", f"{portable_name(str(path))}: "}:
+            message = message.removeprefix(prefix)
+    message = escape_controls(portable_name(message))[:_REASON_CHARS]
+    if isinstance(exc, ExtractionError):
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 class _Embedder:
@@ -195,12 +261,30 @@ class _Embedder:
         return self._model
 
 
+def _with_env_model(pipeline: Pipeline) -> Pipeline:
+    """``MRAG_MODEL`` replaces the built-in model, as on the command line; a named one stays."""
+    name = os.environ.get("MRAG_MODEL")
+    if name and pipeline.model.name == HUB_MODEL_ID:
+        return pipeline.override(model__name=name)
+    return pipeline
+
+
 def model_record(pipeline: Pipeline, model: JinaClipModel | None) -> ModelRecord:
     """Which model this run embeds with, without loading it: what the store records."""
     revision = pipeline.model.revision
     if model is not None:
         return ModelRecord.of(model.name_or_path or None, revision, model.embedding_dim)
     return ModelRecord.of_checkpoint(pipeline.model.name, revision)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    missing: list[Path] = []
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    return missing[::-1]
 
 
 def _read_passwords(pipeline: Pipeline, passwords: Sequence[str]) -> list[str]:
@@ -229,7 +313,8 @@ def ingest(
 
     Args:
         paths: files and folders; folders are walked with the pipeline's include/exclude globs.
-        pipeline: settings (default: the built-in pipeline, as ``pipelines/default.toml``).
+        pipeline: settings (default: :meth:`Pipeline.default`); ``MRAG_MODEL``, when set,
+            replaces the built-in model (a pipeline that names another model keeps it).
         store: an open :class:`Store`; by default the pipeline's store settings (or the
             ``MRAG_QDRANT_PATH``/``QDRANT_URL``/``MRAG_COLLECTION`` environment) are opened.
         model: an already loaded model; by default the pipeline's model is loaded when first
@@ -238,7 +323,11 @@ def ingest(
         prune: also delete sources under the given folders whose files no longer exist.
         events: progress hooks.
 
-    Returns the :class:`IngestReport`; files that failed are in it with their reasons.
+    Returns the :class:`IngestReport`; files that failed are in it with their reasons. Raises
+    ``FileNotFoundError`` for a path that does not exist, :class:`~mrag.store.StoreError` when
+    the store cannot be opened or holds vectors of another size than the model's,
+    :class:`~mrag.model.CheckpointError` when the model cannot load and
+    :class:`~mrag.worker.WorkerError` when the parser worker cannot start.
     """
     return run_ingest(
         _Run,
@@ -265,30 +354,40 @@ def run_ingest(
 ) -> IngestReport:
     """The run around the processing of files, shared by :func:`ingest` and the Ray run:
     listing files, opening the store, pruning. ``run_type`` decides how files are processed."""
-    pipeline = pipeline or Pipeline()
+    pipeline = _with_env_model(pipeline or Pipeline.default())
     events = events or Events()
     started = time.perf_counter()
     report = IngestReport()
-    files = find_files(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
+    found = walk_sources(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
     all_passwords = _read_passwords(pipeline, passwords)
     # Checked once here, so "enabled = true" without Tesseract stops the run before it starts.
     ocr_missing = resolve_ocr(pipeline.ocr_settings())[1]
     own_store = store is None
+    created: list[Path] = []
     if store is None:
         settings = StoreSettings.from_env(
             path=pipeline.store.path, url=pipeline.store.url, collection=pipeline.store.collection
         )
-        store = Store.open(settings)
+        if settings.path:
+            created = _missing_folders(Path(settings.path))
+        try:
+            store = Store.open(settings)
+        except Exception:
+            if created:
+                shutil.rmtree(created[0], ignore_errors=True)
+            raise
     report.store = f"{store.collection} @ {store.location or 'a Qdrant client'}"
+    embedder = _Embedder(pipeline, model, store)
     try:
         if not store.exists():
             store.ensure_collection(model_record(pipeline, model))
-        events.start(len(files))
-        embedder = _Embedder(pipeline, model, store)
+        events.start(len(found.files) + len(found.skipped))
         run = run_type(pipeline, store, embedder, report, events)
-        run.process(files, all_passwords)
+        for name, reason in found.skipped:
+            run._finish(FileOutcome(name, "skipped", reason))
+        run.process(found.files, all_passwords)
         if prune:
-            run.prune(paths, files)
+            run.prune(paths, found.files)
         if store.needs_optimize():
             # Once per run, never per file: building HNSW graphs takes minutes at 100k points.
             clock = time.perf_counter()
@@ -297,6 +396,10 @@ def run_ingest(
     finally:
         if own_store:
             store.close()
+            wrote = any(o.status in ("ingested", "no_content") for o in report.files)
+            if created and not wrote:
+                # A run that stored nothing leaves no empty store folder behind.
+                shutil.rmtree(created[0], ignore_errors=True)
     if embedder.loaded is not None:
         report.dtype = str(embedder.loaded.dtype_choice)
     _note_missing_text(report, pipeline, ocr_missing)
@@ -355,76 +458,99 @@ class _Run:
         self.report.files.append(outcome)
         self.events.file_done(outcome)
 
+    def _fail(self, todo: _Todo, exc: BaseException) -> None:
+        reason = failure_reason(exc, todo.file.path)
+        self._finish(FileOutcome(todo.file.source, "failed", reason))
+
     # -- the loop --------------------------------------------------------------------------------
 
-    def process(self, files: Sequence[Path], passwords: Sequence[str]) -> None:
+    def _todo(self, file: SourceFile) -> _Todo | None:
+        """What to do with ``file``: None when it is unchanged (its outcome is then reported)."""
+        clock = time.perf_counter()
+        digest = file_hash(file.path)
+        record = self.store.source_record(file.source)
+        legacy = None
+        if record is None:
+            old = legacy_source_name(file.path)
+            if old != file.source and self.store.source_record(old) is not None:
+                legacy = old
+        self.timings["hash"] += time.perf_counter() - clock
+        if record is not None and record.content_hash == digest:
+            status: Status = "unchanged"
+            self._finish(
+                FileOutcome(
+                    file.source,
+                    status,
+                    pages=record.pages,
+                    chunks=record.chunks,
+                    images=record.images,
+                )
+            )
+            return None
+        return _Todo(file, digest, legacy)
+
+    def plan(self, files: Sequence[SourceFile]) -> list[_Todo]:
+        """Hash every file and settle the unchanged ones; returns what is left to do."""
+        todo: list[_Todo] = []
+        for file in files:
+            try:
+                item = self._todo(file)
+            except OSError as exc:
+                reason = f"cannot read ({exc.strerror or exc})"
+                self._finish(FileOutcome(file.source, "failed", reason))
+                continue
+            if item is not None:
+                todo.append(item)
+        return todo
+
+    def process(self, files: Sequence[SourceFile], passwords: Sequence[str]) -> None:
         todo = self.plan(files)
         if not todo:
             return
         pending: list[_Prepared] = []
         with parser_process(self.pipeline, passwords) as parser:
-            parser.submit(todo[0][0])
-            for index, (path, source, digest) in enumerate(todo):
+            parser.submit(todo[0].file.path)
+            for index, item in enumerate(todo):
                 clock = time.perf_counter()
                 try:
                     document, _ = parser.result()
                 except ExtractionError as exc:
                     document = None
-                    self._finish(FileOutcome(source, "failed", str(exc)))
+                    self._fail(item, exc)
                 self.timings["parse_wait"] += time.perf_counter() - clock
                 if index + 1 < len(todo):
                     # The worker parses the next file while this process chunks and embeds.
-                    parser.submit(todo[index + 1][0])
+                    parser.submit(todo[index + 1].file.path)
                 if document is None:
                     continue
                 for stage, seconds in document.timings.items():
                     self.timings[f"parse_{stage}"] += seconds
-                pending.append(self._prepare(path, source, digest, document))
-                texts = sum(len(item.chunks) for item in pending)
-                images = sum(len(item.document.images) for item in pending)
+                # Loaded (and checked against the store) outside the boundary: without the model
+                # nothing can go in.
+                _ = self.embedder.model
+                try:
+                    prepared = self._prepare(item, document)
+                except Exception as exc:
+                    self._fail(item, exc)
+                    continue
+                pending.append(prepared)
+                texts = sum(len(entry.chunks) for entry in pending)
+                images = sum(len(entry.document.images) for entry in pending)
                 if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
                     self._flush(pending)
                     pending = []
         self._flush(pending)
 
-    def plan(self, files: Sequence[Path]) -> list[tuple[Path, str, str]]:
-        """Hash every file and settle the unchanged ones; returns ``(path, source, hash)`` to do."""
-        todo: list[tuple[Path, str, str]] = []
-        for path in files:
-            source = source_name(path)
-            clock = time.perf_counter()
-            try:
-                digest = file_hash(path)
-            except OSError as exc:
-                self._finish(FileOutcome(source, "failed", f"{path}: cannot read ({exc.strerror})"))
-                continue
-            record = self.store.source_record(source)
-            self.timings["hash"] += time.perf_counter() - clock
-            if record is not None and record.content_hash == digest:
-                self._finish(
-                    FileOutcome(
-                        source,
-                        "unchanged",
-                        pages=record.pages,
-                        chunks=record.chunks,
-                        images=record.images,
-                    )
-                )
-            else:
-                todo.append((path, source, digest))
-        return todo
-
-    def _prepare(self, path: Path, source: str, digest: str, document: ParsedDocument) -> _Prepared:
+    def _prepare(self, todo: _Todo, document: ParsedDocument) -> _Prepared:
         clock = time.perf_counter()
-        model = self.embedder.model
         chunks = chunk_document(
             document.pages,
-            model._require_tokenizer().backend,
+            self.embedder.model._require_tokenizer().backend,
             max_tokens=self.pipeline.chunking.max_tokens,
             overlap_tokens=self.pipeline.chunking.overlap_tokens,
         )
         self.timings["chunk"] += time.perf_counter() - clock
-        return _Prepared(path, source, digest, document, chunks)
+        return _Prepared(todo, document, chunks)
 
     # -- embedding and writing -------------------------------------------------------------------
 
@@ -459,11 +585,24 @@ class _Run:
         return vectors
 
     def _flush(self, pending: list[_Prepared]) -> None:
-        for embedded in self.embed(pending):
-            self.write(embedded)
+        """Embed the pending sources together, then write each one on its own."""
+        if not pending:
+            return
+        try:
+            embedded = self.embed(pending)
+        except Exception as exc:
+            if len(pending) == 1:
+                self._fail(pending[0].todo, exc)
+                return
+            # One source's content broke the shared batch: find it by embedding each alone.
+            for item in pending:
+                self._flush([item])
+            return
+        for item in embedded:
+            self.write(item)
 
     def embed(self, pending: list[_Prepared]) -> list[_Embedded]:
-        """Embed the chunks and images of ``pending`` in one pass and build their points."""
+        """Embed the chunks and images of ``pending`` in shared batches and build their points."""
         if not pending:
             return []
         texts = [chunk.embedding_text() for item in pending for chunk in item.chunks]
@@ -471,104 +610,115 @@ class _Run:
         nothing = np.zeros((0, 0), np.float32)
         text_vectors = self._embed_texts(texts) if texts else nothing
         image_vectors = self._embed_images(images) if images else nothing
-        text_at = image_at = 0
         embedded = []
+        text_at = image_at = 0
         for item in pending:
-            clock = time.perf_counter()
-            points = []
+            texts_here, images_here = len(item.chunks), len(item.document.images)
+            points = self._points(
+                item,
+                text_vectors[text_at : text_at + texts_here],
+                image_vectors[image_at : image_at + images_here],
+            )
+            text_at += texts_here
+            image_at += images_here
             document = item.document
-            common = {
-                "source": item.source,
-                "content_hash": item.content_hash,
-                "kind": document.kind,
-            }
-            recognised = {
-                page.page: page.ocr_confidence
-                for page in document.pages
-                if page.ocr_confidence is not None
-            }
-            for chunk in item.chunks:
-                metadata = {
-                    **common,
-                    "page": chunk.pages[0],
-                    "pages": chunk.pages,
-                    "chunk_index": chunk.index,
-                    "start": chunk.start,
-                    "end": chunk.end,
-                    "headings": chunk.headings,
-                }
-                confidences = [recognised[p] for p in chunk.pages if p in recognised]
-                if confidences:
-                    metadata["ocr"] = True
-                    metadata["ocr_confidence"] = min(confidences)
-                points.append(
-                    make_point(
-                        item.source,
-                        "text",
-                        chunk.index,
-                        text_vectors[text_at],
-                        text_payload(chunk.text, metadata),
-                    )
-                )
-                text_at += 1
-            for image in document.images:
-                metadata = {
-                    **common,
-                    "page": image.pages[0],
-                    "pages": image.pages,
-                    "name": image.name,
-                    "image_hash": image.content_hash,
-                    "context_kind": image.context_kind,
-                    "alt_text": image.alt_text,
-                }
-                payload = image_payload(image.context, image.image, metadata)
-                points.append(
-                    make_point(
-                        item.source, "image", image.content_hash, image_vectors[image_at], payload
-                    )
-                )
-                image_at += 1
-            self.timings["points"] += time.perf_counter() - clock
-            problems = list(document.problems)
-            if not points:
-                problems.append(f"{item.path}: no text or images found")
             embedded.append(
                 _Embedded(
-                    item.source,
-                    item.content_hash,
+                    item.todo,
                     points,
                     pages=document.page_count,
                     chunks=len(item.chunks),
                     images=len(document.images),
                     filtered=dict(document.filtered),
-                    problems=problems,
+                    problems=[escape_controls(portable_name(p)) for p in document.problems],
                     parser=document.parser or None,
-                    ocr_pages=len(recognised),
+                    ocr_pages=sum(page.ocr_confidence is not None for page in document.pages),
                     no_text_pages=len(document.no_text_pages),
                 )
             )
         return embedded
 
+    def _points(
+        self, item: _Prepared, text_vectors: np.ndarray, image_vectors: np.ndarray
+    ) -> list[Any]:
+        clock = time.perf_counter()
+        document = item.document
+        source = item.source
+        common = {
+            "source": source,
+            "file_name": file_name(source),
+            "content_hash": item.todo.content_hash,
+            "kind": document.kind,
+        }
+        recognised = {
+            page.page: page.ocr_confidence
+            for page in document.pages
+            if page.ocr_confidence is not None
+        }
+        points = []
+        for chunk, vector in zip(item.chunks, text_vectors, strict=True):
+            metadata = {
+                **common,
+                "page": chunk.pages[0],
+                "pages": chunk.pages,
+                "chunk_index": chunk.index,
+                "start": chunk.start,
+                "end": chunk.end,
+                "headings": chunk.headings,
+            }
+            confidences = [recognised[p] for p in chunk.pages if p in recognised]
+            if confidences:
+                metadata["ocr"] = True
+                metadata["ocr_confidence"] = min(confidences)
+            payload = text_payload(chunk.text, metadata)
+            points.append(make_point(source, "text", chunk.index, vector, payload))
+        for image, vector in zip(document.images, image_vectors, strict=True):
+            metadata = {
+                **common,
+                "page": image.pages[0],
+                "pages": image.pages,
+                "name": image.name,
+                "image_hash": image.content_hash,
+                "context_kind": image.context_kind,
+                "alt_text": image.alt_text,
+            }
+            payload = image_payload(image.context, image.image, metadata)
+            points.append(make_point(source, "image", image.content_hash, vector, payload))
+        self.timings["points"] += time.perf_counter() - clock
+        return points
+
     def write(self, embedded: _Embedded) -> None:
-        """Replace the source's points in the store, then record it as done."""
+        """Make the points the source's whole stored content, then record it as done.
+
+        A write that fails fails this source alone; a store built with another model stops the
+        run (:class:`~mrag.store.ModelMismatchError`).
+        """
         # Points embedded elsewhere (Ray actors) meet the model check here, before any write.
         self.embedder.check()
         clock = time.perf_counter()
         record = SourceRecord(
             source=embedded.source,
-            content_hash=embedded.content_hash,
+            content_hash=embedded.todo.content_hash,
             points=len(embedded.points),
             chunks=embedded.chunks,
             images=embedded.images,
             pages=embedded.pages,
             ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        self.store.replace_source(record, embedded.points)
-        self.timings["store"] += time.perf_counter() - clock
+        try:
+            self.store.replace_source(record, embedded.points)
+            if embedded.todo.legacy is not None:
+                self.store.delete_source(embedded.todo.legacy)
+        except Exception as exc:
+            self._fail(embedded.todo, exc)
+            return
+        finally:
+            self.timings["store"] += time.perf_counter() - clock
+        status: Status = "ingested" if embedded.points else "no_content"
         self._finish(
             FileOutcome(
                 embedded.source,
-                "ingested",
+                status,
                 pages=embedded.pages,
                 chunks=embedded.chunks,
                 images=embedded.images,
@@ -583,15 +733,12 @@ class _Run:
 
     # -- pruning ---------------------------------------------------------------------------------
 
-    def prune(self, paths: Sequence[str | Path], files: Sequence[Path]) -> None:
+    def prune(self, paths: Sequence[str | Path], files: Sequence[SourceFile]) -> None:
         """Delete stored sources under the given folders whose files are gone."""
-        roots = [source_name(Path(p)) for p in paths if Path(p).is_dir()]
-        present = {source_name(path) for path in files}
+        roots = [source_key(p).rstrip("/") + "/" for p in paths if Path(p).is_dir()]
+        present = {file.source for file in files}
         for record in self.store.sources():
-            inside = any(
-                root in (".", "") or record.source.startswith(root.rstrip("/") + "/")
-                for root in roots
-            )
-            if inside and record.source not in present and not Path(record.source).exists():
+            inside = any(record.source.startswith(root) for root in roots)
+            if inside and record.source not in present and not source_path(record.source).exists():
                 removed = self.store.delete_source(record.source)
                 self._finish(FileOutcome(record.source, "deleted", points=removed))

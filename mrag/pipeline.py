@@ -1,7 +1,8 @@
 """Declarative ingestion pipelines: what to read, how to cut it, which model, which store.
 
 A pipeline is a TOML file with the sections below; every key is optional and falls back to the
-built-in default, which ``pipelines/default.toml`` spells out in full::
+built-in default, which ``mrag/pipelines/default.toml`` (shipped in the package) spells out in
+full::
 
     [sources]   include, exclude, passwords_file
     [chunking]  max_tokens, overlap_tokens
@@ -33,6 +34,9 @@ from .figures import ImageFilter
 from .model import HUB_MODEL_ID
 from .model.precision import AUTO, DTYPE_CHOICES
 from .ocr import OcrSettings
+
+#: The built-in pipeline, spelled out; installed with the package.
+DEFAULT_PIPELINE_FILE = Path(__file__).resolve().parent / "pipelines" / "default.toml"
 
 
 class PipelineError(ValueError):
@@ -127,9 +131,22 @@ class Pipeline:
     ray: RaySection = field(default_factory=RaySection)
 
     @classmethod
+    def default(cls) -> Pipeline:
+        """The built-in pipeline, read from the file the package ships."""
+        return cls.from_toml(DEFAULT_PIPELINE_FILE)
+
+    @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
-        """Read a pipeline file; unknown sections or keys are errors, not silently ignored."""
+        """Read a pipeline file; unknown sections or keys are errors, not silently ignored.
+
+        A relative path that does not exist from the working directory but names a pipeline the
+        package ships (``pipelines/default.toml``) reads that one, so examples work anywhere.
+        """
         path = Path(path)
+        if not path.is_absolute() and not path.exists():
+            packaged = DEFAULT_PIPELINE_FILE.parent.parent / path
+            if packaged.is_file():
+                path = packaged
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -31,19 +31,17 @@ class ConsoleProgress(Events):
             self.stream.flush()
 
     def file_done(self, outcome: FileOutcome) -> None:
-        self.done += 1
+        # Pruned sources are not among the files counted at the start.
+        counted = outcome.status != "deleted"
+        self.done += counted
         if self.interactive:
-            if outcome.status == "failed":
+            if outcome.status in ("failed", "skipped", "deleted"):
                 self._clear()
-                self.stream.write(f"failed: {outcome.reason}\n")
+                self.stream.write(describe(outcome) + "\n")
             self._draw()
             return
-        line = f"[{self.done}/{self.total}] {outcome.status} {outcome.source}"
-        if outcome.status == "ingested":
-            line += f" ({outcome.pages} pages, {outcome.chunks} chunks, {outcome.images} images)"
-        elif outcome.reason:
-            line += f": {outcome.reason}"
-        self.stream.write(line + "\n")
+        prefix = f"[{self.done}/{self.total}] " if counted else ""
+        self.stream.write(prefix + describe(outcome) + "\n")
         self.stream.flush()
 
     def embedded(self, modality: str, items: int, seconds: float) -> None:
@@ -73,16 +71,38 @@ class ConsoleProgress(Events):
             self.stream.flush()
 
 
+_LABELS = {"no_content": "ingested (no content)"}
+
+
+def describe(outcome: FileOutcome) -> str:
+    """One line for one source: status, path (once), then counts or the reason."""
+    line = f"{_LABELS.get(outcome.status, outcome.status)} {outcome.path}"
+    if outcome.status == "ingested":
+        line += f" ({outcome.pages} pages, {outcome.chunks} chunks, {outcome.images} images)"
+    elif outcome.status == "deleted":
+        line += f" ({outcome.points} points)"
+    elif outcome.reason:
+        line += f": {outcome.reason}"
+    return line
+
+
 def format_summary(report: IngestReport) -> str:
     """The human-readable end-of-run summary."""
     totals = report.totals()
     filtered = totals["images_filtered"]
     filtered_text = ", ".join(f"{count} {reason}" for reason, count in filtered.items()) or "none"
+    counts = [f"{totals['ingested']} ingested"]
+    counts += [
+        f"{totals[status]} {_LABELS.get(status, status)}"
+        for status in ("no_content", "unchanged", "skipped", "failed", "deleted")
+        if totals[status] or status in ("unchanged", "failed")
+    ]
+    textless = (
+        f" ({totals['no_text_pages']} without usable text)" if totals["no_text_pages"] else ""
+    )
     lines = [
-        f"files: {totals['ingested']} ingested, {totals['unchanged']} unchanged, "
-        f"{totals['failed']} failed"
-        + (f", {totals['deleted']} deleted" if totals["deleted"] else ""),
-        f"content: {totals['pages']} pages, {totals['chunks']} chunks, "
+        f"files: {', '.join(counts)}",
+        f"content: {totals['pages']} pages{textless}, {totals['chunks']} chunks, "
         f"{totals['images_kept']} images kept (filtered: {filtered_text})",
         f"store: {totals['points_written']} points written to {report.store}",
         *([f"model: {report.dtype}"] if report.dtype else []),
@@ -91,11 +111,12 @@ def format_summary(report: IngestReport) -> str:
     if totals["ocr_pages"]:
         lines.insert(2, f"ocr: {totals['ocr_pages']} pages read from their pixels")
     lines.extend(f"notice: {notice}" for notice in report.notices)
-    for outcome in report.failed:
-        lines.append(f"failed: {outcome.reason}")
-    problems = [p for outcome in report.files for p in outcome.problems]
+    for outcome in report.files:
+        if outcome.status in ("failed", "skipped"):
+            lines.append(f"{outcome.status}: {outcome.path}: {outcome.reason}")
+    problems = [f"{o.path}: {problem}" for o in report.files for problem in o.problems]
     if problems:
-        lines.append(f"warnings: {len(problems)} (images or pages skipped inside ingested files)")
+        lines.append(f"warnings: {len(problems)} (inside files that went in)")
         lines.extend(f"  {problem}" for problem in problems[:20])
         if len(problems) > 20:
             lines.append(f"  ... and {len(problems) - 20} more (see --json)")

@@ -204,9 +204,10 @@ def split_filter(
     """Split a retriever filter into the modalities to search and a store filter for the rest.
 
     A mapping holds ``{metadata key: value}`` pairs (a list value matches any of its items); its
-    ``modality`` entry picks which modalities are searched. A :class:`mrag.store.Filter` or a
-    ``qdrant_client.models.Filter`` is used as given and both modalities are searched (one that
-    matches nothing simply returns nothing).
+    ``modality`` entry picks which modalities are searched; a ``source`` is a path as the user
+    types it or a bare file name (:func:`~mrag.store.base.source_condition`). A
+    :class:`mrag.store.Filter` or a ``qdrant_client.models.Filter`` is used as given and both
+    modalities are searched (one that matches nothing simply returns nothing).
     """
     if conditions is None:
         return list(MODALITIES), None
@@ -224,7 +225,7 @@ def split_filter(
                 raise ValueError(f"unknown modality {unknown[0]!r}; use 'text' or 'image'")
             modalities = [modality for modality in MODALITIES if modality in wanted]
         else:
-            rest[key] = value
+            rest[key] = value  # a "source" becomes a path-or-file-name condition there
     return modalities, _as_filter(rest) if rest else None
 
 
@@ -349,7 +350,8 @@ class MultimodalRetriever(BaseRetriever):
             hits below it are dropped before fusion, so a modality with nothing relevant gives
             its places to the other.
         filter: ``{metadata key: value}`` (``modality``, ``source``, ``page`` or any stored key;
-            a list matches any item), an :class:`mrag.store.Filter`, or a
+            a list matches any item; a source may be a path or a bare file name), an
+            :class:`mrag.store.Filter`, or a
             ``qdrant_client.models.Filter``.
 
     Every field can also be overridden per call: ``retriever.invoke(query, k=3, filter=...)``.

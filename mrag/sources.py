@@ -1,28 +1,155 @@
-"""Finding the files to ingest and naming them.
+"""Finding the files to ingest, and what a source is called.
 
-A source's name is its path as the user sees it: relative to the working directory when the file
-is inside it, absolute otherwise, always with ``/``. That name is what results show, what
-``mrag delete`` takes, and (with modality and position) what point ids derive from.
+A source's identity is the file's real path: absolute, symlinks resolved, always with ``/``, so
+the same file is the same source from any working directory. Point ids derive from it (with
+modality and position), ``mrag delete`` and source filters match it. File names may hold any bytes;
+the identity keeps them in a reversible, JSON-safe form (:func:`portable_name`).
+
+What people see is shorter: :func:`display_path` is the path relative to the working directory
+when the file is inside it, with control characters escaped so a name cannot break a line.
+
+Walking a folder reads only regular files whose real path lies inside one of the folders given;
+links out of them, devices, FIFOs, sockets and anything under ``/proc``, ``/sys`` or ``/dev`` are
+skipped with a reason. A file named directly is the user's choice and is read wherever it is, as
+long as it is a regular file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+#: Real paths under these are never ingested by walking a folder: they are the system, not files.
+SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+_ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+_NEEDS_ESCAPE = re.compile("[\\\\\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def source_name(path: Path, cwd: Path | None = None) -> str:
-    """The stable name of the file at ``path`` (see the module docstring)."""
+def portable_name(text: str) -> str:
+    """A path string as JSON-safe text, reversibly (see :func:`native_name`).
+
+    Python hands undecodable bytes of a file name over as lone surrogates (``surrogateescape``);
+    they cannot be encoded, stored or sent as JSON. Each becomes ``\\xNN`` (the original byte), any
+    other lone surrogate ``\\uNNNN``, and a backslash is doubled so the mapping can be undone.
+    """
+    if not _NEEDS_ESCAPE.search(text):
+        return text
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif "\udc80" <= char <= "\udcff":
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif "\ud800" <= char <= "\udfff":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def native_name(name: str) -> str:
+    """The path string (as ``os`` functions take it) that :func:`portable_name` made ``name`` of."""
+    if "\\" not in name:
+        return name
+
+    def undo(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if token == "\\":
+            return "\\"
+        if token[0] == "x":
+            return chr(0xDC00 + int(token[1:], 16))
+        return chr(int(token[1:], 16))
+
+    return _ESCAPED.sub(undo, name)
+
+
+def source_key(path: str | os.PathLike[str]) -> str:
+    """The identity of the file at ``path``: its real path, absolute, portable (see above)."""
+    return portable_name(Path(os.path.realpath(path)).as_posix())
+
+
+def source_path(source: str) -> Path:
+    """The file a source identity names."""
+    return Path(native_name(source))
+
+
+def file_name(source: str) -> str:
+    """The bare file name of a source (stored in each point as ``metadata.file_name``)."""
+    return PurePosixPath(source).name
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters shown as escapes, so it stays on one line."""
+    return _CONTROL.sub(lambda m: _SHORT_ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def display_path(source: str, cwd: str | os.PathLike[str] | None = None) -> str:
+    """How a source is shown: relative to ``cwd`` when inside it, else absolute; one line."""
+    base = portable_name(Path(os.path.realpath(cwd or os.getcwd())).as_posix()).rstrip("/")
+    shown = source[len(base) + 1 :] if source.startswith(base + "/") else source
+    return escape_controls(shown)
+
+
+def legacy_source_name(path: Path, cwd: Path | None = None) -> str:
+    """How mrag 0.1 named a source: relative to the working directory when inside it.
+
+    Stores written by 0.1 hold these names; a run that finds one for a file replaces it.
+    """
     resolved = path.resolve()
     base = (cwd or Path.cwd()).resolve()
     try:
         return resolved.relative_to(base).as_posix()
     except ValueError:
         return resolved.as_posix()
+
+
+# -- matching what a user types to stored sources ----------------------------------------------
+
+
+def source_candidates(given: str, cwd: str | os.PathLike[str] | None = None) -> list[str]:
+    """Stored identities a typed source may mean: the path resolved from ``cwd``, and as typed.
+
+    A bare file name (no ``/``) also matches every source with that file name; see
+    :func:`is_bare_name` and :func:`match_sources`.
+    """
+    typed = portable_name(given)
+    absolute = os.path.normpath(os.path.join(cwd or os.getcwd(), os.path.expanduser(given)))
+    candidates = [portable_name(Path(absolute).as_posix()), typed]
+    # A NUL byte or a loop of links names no file; the lexical candidates still stand.
+    with contextlib.suppress(OSError, ValueError):
+        candidates.insert(0, source_key(absolute))
+    return list(dict.fromkeys(candidates))
+
+
+def is_bare_name(given: str) -> bool:
+    """Whether a typed source is just a file name, to be matched against ``file_name``."""
+    return bool(given) and "/" not in given and given not in (".", "..")
+
+
+def match_sources(
+    given: str, known: Iterable[str], cwd: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The stored sources among ``known`` that a typed path or bare file name means."""
+    known = list(known)
+    candidates = set(source_candidates(given, cwd))
+    exact = [source for source in known if source in candidates]
+    if exact or not is_bare_name(given):
+        return exact
+    name = portable_name(given)
+    return [source for source in known if file_name(source) == name]
+
+
+# -- walking folders ---------------------------------------------------------------------------
 
 
 @cache
@@ -46,7 +173,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[index]))
             index += 1
-    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
 
 
 def matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -54,31 +181,102 @@ def matches(relative: str, patterns: Iterable[str]) -> bool:
     return any(_glob_regex(pattern).match(relative) for pattern in patterns)
 
 
-def find_files(
-    paths: Sequence[str | Path], *, include: Sequence[str], exclude: Sequence[str]
-) -> list[Path]:
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to ingest: where to read it and its identity."""
+
+    path: Path
+    source: str
+
+
+@dataclass
+class FoundFiles:
+    """What walking the paths given found: files to read, and files skipped with the reason."""
+
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _inside(real: str, roots: Iterable[str]) -> bool:
+    return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _why_not(file: Path, real: str, roots: Sequence[str]) -> str | None:
+    """Why a file reached by walking a folder is not read, or None to read it."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc}): a broken link?"
+    system = next((root for root in SYSTEM_ROOTS if _inside(real, [root])), None)
+    if system is not None:
+        return f"links to {portable_name(real)}, a system file under {system}"
+    if not stat.S_ISREG(mode):
+        return f"{_kind(mode)}, not a document"
+    if not _inside(real, roots):
+        return f"links to {portable_name(real)}, outside the folders given"
+    return None
+
+
+def walk_sources(
+    paths: Sequence[str | os.PathLike[str]], *, include: Sequence[str], exclude: Sequence[str]
+) -> FoundFiles:
     """Files named by ``paths``: files as given, folders walked recursively through the globs.
 
-    Raises ``FileNotFoundError`` for a path that does not exist. Folder symlinks are not followed
-    (no loops, no escaping the folder); the result is sorted and free of duplicates.
+    Raises ``FileNotFoundError`` for a path that does not exist. Folder symlinks met while walking
+    are not followed (no loops). Each file appears once, however many links lead to it; files are
+    sorted by identity.
     """
-    found: dict[Path, None] = {}
+    found = FoundFiles()
+    chosen: dict[str, SourceFile] = {}
+    skipped: dict[str, str] = {}
+    roots = [os.path.realpath(p) for p in paths if os.path.isdir(p)]
     for given in paths:
         path = Path(given)
-        if path.is_file():
-            found[path] = None
-        elif path.is_dir():
+        if path.is_dir():
             for folder, dirnames, filenames in os.walk(path):
                 dirnames.sort()
                 for filename in sorted(filenames):
                     file = Path(folder) / filename
                     relative = file.relative_to(path).as_posix()
-                    wanted = matches(relative, include) and not matches(relative, exclude)
-                    if wanted and file.is_file():
-                        found[file] = None
+                    if not matches(relative, include) or matches(relative, exclude):
+                        continue
+                    real = os.path.realpath(file)
+                    reason = _why_not(file, real, roots)
+                    if reason is None:
+                        key = source_key(real)
+                        chosen.setdefault(key, SourceFile(Path(real), key))
+                    else:
+                        skipped.setdefault(portable_name(os.path.abspath(file)), reason)
+        elif path.exists():
+            real = os.path.realpath(path)
+            mode = os.stat(path).st_mode
+            if stat.S_ISREG(mode):
+                key = source_key(real)
+                chosen.setdefault(key, SourceFile(Path(real), key))
+            else:
+                skipped.setdefault(portable_name(os.path.abspath(path)), f"{_kind(mode)}")
         else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return sorted(found, key=lambda p: p.as_posix())
+            raise FileNotFoundError(f"{portable_name(str(path))}: no such file or folder")
+    found.files = [chosen[key] for key in sorted(chosen)]
+    found.skipped = sorted((name, reason) for name, reason in skipped.items() if name not in chosen)
+    return found
+
+
+def find_files(
+    paths: Sequence[str | Path], *, include: Sequence[str], exclude: Sequence[str]
+) -> list[Path]:
+    """The real paths of the files :func:`walk_sources` would read."""
+    return [file.path for file in walk_sources(paths, include=include, exclude=exclude).files]
 
 
 def file_hash(path: Path) -> str:

@@ -40,10 +40,11 @@ def test_sample_pdfs_are_ingested_or_reported(tmp_path: Path, tiny_model: JinaCl
         outcome = outcomes[path]
         if outcome.status == "failed":
             # Only files that really are unreadable may fail, and never without a reason.
-            assert path.split("/")[-1] in outcome.reason, outcome.reason
+            assert outcome.path.endswith(path) and outcome.reason, outcome
             assert "unreadable" in path or "broken" in outcome.reason or "not a" in outcome.reason
             continue
-        assert outcome.status == "ingested", (path, outcome)
+        # A PDF of pictures only, all filtered or undecodable, holds no content but is read.
+        assert outcome.status in ("ingested", "no_content"), (path, outcome)
         assert outcome.pages == truth[path]["pages"], path
         record = next(r for s, r in records.items() if s.endswith(path))
         assert record.points == outcome.points

@@ -83,8 +83,10 @@ def test_a_folder_goes_in_with_text_images_and_clear_failures(
         "notes.md",
         "photo.png",
     }
-    assert "broken.pdf" in outcomes["broken.pdf"].reason
-    assert "locked.pdf" in outcomes["locked.pdf"].reason
+    # The reason says what went wrong; the path is said once, beside it.
+    assert "broken file" in outcomes["broken.pdf"].reason
+    assert "broken.pdf" not in outcomes["broken.pdf"].reason
+    assert outcomes["broken.pdf"].path.endswith("docs/broken.pdf")
     assert "encrypted" in outcomes["locked.pdf"].reason
     assert not report.ok
 
@@ -162,7 +164,7 @@ def test_prune_removes_sources_whose_files_are_gone(
     report = _run(Path("docs"), tmp_path / "store", tiny_model)
     assert _by_source(_points(tmp_path / "store"), "photo.png")  # kept without --prune
     report = _run(Path("docs"), tmp_path / "store", tiny_model, prune=True)
-    assert [o.source for o in report.files if o.status == "deleted"] == ["docs/photo.png"]
+    assert [o.path for o in report.files if o.status == "deleted"] == ["docs/photo.png"]
     assert not _by_source(_points(tmp_path / "store"), "photo.png")
 
 
@@ -179,7 +181,7 @@ def test_guard_rails_report_the_file_and_the_limit(docs: Path, tmp_path: Path, t
     pipeline = Pipeline().override(limits__time_budget_s=1e-6)
     report = _run(docs, tmp_path / "other", tiny_model, pipeline=pipeline)
     outcome = next(o for o in report.files if o.source.endswith("report.pdf"))
-    assert outcome.status == "failed" and "report.pdf" in outcome.reason
+    assert outcome.status == "failed" and outcome.path.endswith("report.pdf")
     assert "time budget" in outcome.reason
 
 
@@ -203,8 +205,13 @@ def test_a_file_that_hangs_the_parser_is_stopped(tmp_path: Path) -> None:
         assert "hello" in document.text
 
 
-def test_pipeline_file_equals_the_built_in_default_and_rejects_typos(tmp_path: Path) -> None:
-    assert Pipeline.from_toml(REPO / "pipelines" / "default.toml") == Pipeline()
+def test_pipeline_file_equals_the_built_in_default_and_rejects_typos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Pipeline.default() == Pipeline()
+    # The file ships in the package: the README's example works from any folder.
+    monkeypatch.chdir(tmp_path)
+    assert Pipeline.from_toml("pipelines/default.toml") == Pipeline()
     bad = tmp_path / "bad.toml"
     bad.write_text("[chunking]\nmax_tokenz = 100\n")
     with pytest.raises(PipelineError, match="unknown key 'max_tokenz'"):
@@ -237,7 +244,8 @@ def test_cli_ingest_json_stats_delete_and_exit_codes(
     result = _cli("ingest", "docs", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr  # broken.pdf and locked.pdf failed
     summary = json.loads(result.stdout)
-    files = {f["source"]: f for f in summary["files"]}
+    files = {f["path"]: f for f in summary["files"]}
+    assert files["docs/report.pdf"]["source"] == (tmp_path / "docs/report.pdf").resolve().as_posix()
     assert files["docs/report.pdf"]["status"] == "ingested"
     assert files["docs/broken.pdf"]["status"] == "failed" and files["docs/broken.pdf"]["reason"]
     assert summary["totals"]["ingested"] == 3 and summary["totals"]["failed"] == 2

@@ -14,12 +14,36 @@ if TYPE_CHECKING:
     from ..store import StoreSettings
 
 EXIT_OK = 0
+#: Some inputs failed; the rest of the work was done.
 EXIT_FAILURES = 1
+#: Nothing was done: bad usage, or what the command needs (the store, the model, the device) is
+#: not available, e.g. the embedded store is in use by another process.
 EXIT_USAGE = 2
 
 
 class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit code 2."""
+    """Bad command-line input or an unavailable resource: one line, exit code 2."""
+
+
+def check_device(device: str | None) -> None:
+    """Raise :class:`UsageError` for a torch device this machine does not have.
+
+    Checked before anything loads, so ``--device cuda`` on a CPU-only build is one line, not a
+    traceback from deep inside torch.
+    """
+    if not device or device == "cpu":
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device}: not a torch device (try cpu or cuda)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        build = "has no CUDA support" if torch.version.cuda is None else "finds no CUDA GPU"
+        raise UsageError(f"--device {device}: this torch build ({torch.__version__}) {build}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available on this machine")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..commands.common import (
     EXIT_FAILURES,
@@ -19,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "delete",
         help="remove sources from the store",
-        description="Remove sources (as `mrag stats` lists them) and all their points.",
+        description="Remove sources and all their points. A source is named by its path (as "
+        "typed, from any folder, even once the file is gone) or by its bare file name.",
     )
     parser.add_argument("sources", nargs="+", metavar="SOURCE")
     add_store_options(parser)
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sources import source_name
+    from ..sources import display_path, match_sources, source_candidates
     from ..store import Store, StoreError
 
     try:
@@ -37,18 +37,24 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     status = EXIT_OK
     with store:
+        known = [record.source for record in store.sources()]
         for given in args.sources:
-            # Accept the stored name, or a path to the file that resolves to it.
-            candidates = [given]
-            if Path(given).exists():
-                candidates.append(source_name(Path(given)))
-            for source in dict.fromkeys(candidates):
-                known = store.source_record(source) is not None
-                if known or (store.exists() and store.point_ids_of(source)):
-                    removed = store.delete_source(source)
-                    print(f"deleted {source} ({removed} points)")
-                    break
-            else:
-                error(f"{given}: no such source in the store")
+            found = match_sources(given, known)
+            if not found and store.exists():
+                # Points of a source whose run was killed before its ledger entry was written.
+                found = [c for c in source_candidates(given) if store.point_ids_of(c)][:1]
+            if len(found) > 1:
+                shown = ", ".join(display_path(source) for source in found)
+                error(
+                    f"{given}: {len(found)} stored sources have this file name ({shown}); "
+                    "give its path"
+                )
                 status = EXIT_FAILURES
+                continue
+            if not found:
+                error(f"{given}: no stored source has this path or file name")
+                status = EXIT_FAILURES
+                continue
+            removed = store.delete_source(found[0])
+            print(f"deleted {display_path(found[0])} ({removed} points)")
     return status

@@ -16,6 +16,7 @@ from ..commands.common import (
     UsageError,
     add_model_options,
     add_store_options,
+    check_device,
     error,
 )
 
@@ -69,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline, PipelineError
     from ..progress import ConsoleProgress, format_summary
     from ..store import StoreError
+    from ..worker import WorkerError
 
     address = _ray_paths(args)
     if not args.paths:
         raise UsageError("give at least one PATH to ingest")
 
     try:
-        pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline()
+        pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline.default()
         pipeline = pipeline.override(
             model__name=args.model or os.environ.get("MRAG_MODEL") or None,
             model__revision=args.revision,
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except PipelineError as exc:
         raise UsageError(str(exc)) from None
+    check_device(pipeline.model.device)
     progress = ConsoleProgress()
     try:
         if args.ray is None:
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).strip("'\"")) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    except (StoreError, CheckpointError, ConfigError) as exc:
+    except (StoreError, CheckpointError, ConfigError, WorkerError) as exc:
         progress.finish()
         error(str(exc))
         return EXIT_USAGE

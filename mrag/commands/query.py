@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 from .common import (
     EXIT_FAILURES,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     add_model_options,
     add_store_options,
+    check_device,
     error,
     model_name,
     store_settings,
@@ -113,6 +115,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--image-share must be between 0 and 1, not {args.image_share}")
     if args.image is not None and not Path(args.image).is_file():
         raise UsageError(f"{args.image}: no such image file")
+    check_device(args.device)
 
 
 def safe_file_name(name: str, fallback: str = "image") -> str:
@@ -227,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         store = Store.open(settings)
     except StoreError as exc:
         error(str(exc))
-        return EXIT_FAILURES
+        return EXIT_USAGE
     with store:
         if not store.exists():
             raise UsageError(
@@ -265,6 +268,12 @@ def run(args: argparse.Namespace) -> int:
             documents = retriever.search_by_image(query_image)
         else:
             documents = retriever.invoke(args.query.strip())
+        unmatched = [given for given in args.source or [] if not store.count_named(given)]
+    for given in unmatched:
+        error(
+            f"--source {given}: no stored source has this path or file name "
+            "(`mrag stats --sources` lists them)"
+        )
 
     saved: dict[int, Path] = {}
     if args.save_images:
@@ -287,4 +296,4 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(documents, saved))
     else:
         print("no results", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_FAILURES if unmatched else EXIT_OK

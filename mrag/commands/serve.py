@@ -14,6 +14,7 @@ from .common import (
     UsageError,
     add_model_options,
     add_store_options,
+    check_device,
     error,
     model_name,
     store_model_problem,
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    check_device(args.device)
     name = model_name(args)
     settings = store_settings(args)
     problem = store_model_problem(settings, name, args.revision)

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..model import JinaClipModel
-from ..store import Store, StoreError, StoreSettings
+from ..store import StoreError, StoreSettings
 from .batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT, MicroBatcher, QueueFull
 from .inputs import decode_image_input, image_tokens, prepare_input
 from .limits import APIError, ServerLimits, invalid, too_large
@@ -612,9 +612,8 @@ def _check_sources_exist(retriever: Any, conditions: dict[str, Any] | None) -> N
     given = (conditions or {}).get("source")
     if given is None:
         return
-    store = Store(retriever.client, retriever.collection)
     for value in [given] if not isinstance(given, list) else given:
-        if isinstance(value, str) and not store.count_named(value):
+        if isinstance(value, str) and not retriever.store.count_named(value):
             raise APIError(
                 404,
                 f"no stored source has the path or file name {value!r} (filter.source)",

@@ -384,12 +384,31 @@ def lower_filter(given: Filter | None, leaf: Any, make: Any) -> Any:
     )
 
 
+def source_condition(value: str | Sequence[str]) -> Filter:
+    """Points of the sources a user names: by path as typed (resolved or not), or by file name.
+
+    See :func:`mrag.sources.source_candidates`; a bare name also matches ``metadata.file_name``.
+    """
+    from ..sources import is_bare_name, portable_name, source_candidates
+
+    given = [value] if isinstance(value, str) else [str(item) for item in value]
+    sources = [candidate for item in given for candidate in source_candidates(item)]
+    names = [portable_name(item) for item in given if is_bare_name(item)]
+    should: list[Condition] = [Match("metadata.source", sources)]
+    if names:
+        should.append(Match("metadata.file_name", names))
+    return Filter(should=tuple(should))
+
+
 def metadata_filter(conditions: Mapping[str, Any] | None, **extra: Any) -> Filter | None:
     """A filter from ``{"key": value}`` pairs on the metadata (``None`` values ignored; a list
-    value matches any of its items)."""
+    value matches any of its items). A ``source`` is a path as the user types it or a bare file
+    name (:func:`source_condition`)."""
     merged = {**(conditions or {}), **extra}
     must = tuple(
-        Match(f"metadata.{key}", value) for key, value in merged.items() if value is not None
+        source_condition(value) if key == "source" else Match(f"metadata.{key}", value)
+        for key, value in merged.items()
+        if value is not None
     )
     return Filter(must=must) if must else None
 
@@ -598,6 +617,12 @@ class Store(ABC):
         if modality is None:
             return self.count_points()
         return self.count_points(Filter(must=(HasVector(MODALITY_VECTORS[modality]),)))
+
+    def count_named(self, source: str) -> int:
+        """How many points belong to the source(s) a user names (see :func:`source_condition`)."""
+        if not self.exists():
+            return 0
+        return self.count_points(Filter(must=(source_condition(source),)))
 
     def point_ids_of(self, source: str) -> set[str]:
         """Ids of every point that belongs to ``source``."""

@@ -110,7 +110,7 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
     assert distributed.totals()["ingested"] >= 3
     broken = next(o for o in distributed.files if o.source.endswith("broken.pdf"))
     # One broken file is a failed outcome naming the file, not a failed job.
-    assert broken.status == "failed" and "broken.pdf" in broken.reason
+    assert broken.status == "failed" and broken.path.endswith("broken.pdf") and broken.reason
     assert broken.reason == next(o for o in local.files if o.source == broken.source).reason
     with _server_store(tmp_path / "server") as store:
         _assert_same_store(_contents(store), _points(tmp_path / "local"))
@@ -182,7 +182,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     rerun = _cli(*args, "--json", cwd=tmp_path, env=env)
     assert rerun.returncode == 1, rerun.stderr  # broken.pdf failed, the job did not
     summary = json.loads(rerun.stdout)
-    statuses = {f["source"]: f["status"] for f in summary["files"]}
+    statuses = {f["path"]: f["status"] for f in summary["files"]}
     assert statuses["docs/broken.pdf"] == "failed"
     assert summary["dtype"].startswith("float32")  # the actors' model, as the local run reports it
     assert summary["totals"]["ingested"] + summary["totals"]["unchanged"] == 13

@@ -472,7 +472,7 @@ class _Run:
         legacy = None
         if record is None:
             old = legacy_source_name(file.path)
-            if old != file.source and self.store.source_record(old) is not None:
+            if old not in (None, file.source) and self.store.source_record(old) is not None:
                 legacy = old
         self.timings["hash"] += time.perf_counter() - clock
         if record is not None and record.content_hash == digest:

@@ -31,6 +31,7 @@ SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
 _ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
 _NEEDS_ESCAPE = re.compile("[\\\\\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -100,17 +101,19 @@ def display_path(source: str, cwd: str | os.PathLike[str] | None = None) -> str:
     return escape_controls(shown)
 
 
-def legacy_source_name(path: Path, cwd: Path | None = None) -> str:
+def legacy_source_name(path: Path, cwd: Path | None = None) -> str | None:
     """How mrag 0.1 named a source: relative to the working directory when inside it.
 
-    Stores written by 0.1 hold these names; a run that finds one for a file replaces it.
+    Stores written by 0.1 hold these names; a run that finds one for a file replaces it. None
+    for a name 0.1 could not store (undecodable bytes stopped its runs).
     """
     resolved = path.resolve()
     base = (cwd or Path.cwd()).resolve()
     try:
-        return resolved.relative_to(base).as_posix()
+        name = resolved.relative_to(base).as_posix()
     except ValueError:
-        return resolved.as_posix()
+        name = resolved.as_posix()
+    return None if _SURROGATE.search(name) else name
 
 
 # -- matching what a user types to stored sources ----------------------------------------------

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .allocator import keep_freed_memory
 from .checkpoint import load_state_dict_strict
 from .config import JinaClipConfig
 from .hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
@@ -59,10 +60,13 @@ class JinaClipModel(nn.Module):
         key must be present with the right shape. ``dtype`` is ``"auto"`` (bfloat16 where the
         CPU or GPU computes it natively, else float32; see :mod:`mrag.model.precision`),
         ``"float32"``/``torch.float32`` or ``"bfloat16"``/``torch.bfloat16``; what was chosen,
-        and why, is :attr:`dtype_choice`.
+        and why, is :attr:`dtype_choice`. On the CPU, the first load also makes glibc keep
+        freed memory in the process (see :mod:`mrag.model.allocator`).
         """
         device = torch.device(device or "cpu")
         choice = choose_dtype(dtype, device)
+        if device.type == "cpu":
+            keep_freed_memory()
         folder = resolve_checkpoint(name_or_path, revision=revision)
         config = JinaClipConfig.from_folder(folder)
         try:

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused
 from .config import VisionConfig
-from .text import apply_by_rows
+from .text import apply_by_rows, rows_per_slice
 
 
 def rope_tables(config: VisionConfig, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +108,10 @@ class RopeAttention(nn.Module):
         self.inner_attn_ln = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, residual: torch.Tensor
+    ) -> torch.Tensor:
+        """``residual`` plus attention over ``x``: the add is fused into the output product."""
         batch, length, width = x.shape
         # One GEMM for q, k and v instead of three; k has no bias in EVA-02.
         weight = fused_weight(
@@ -119,7 +123,7 @@ class RopeAttention(nn.Module):
             (self.q_bias, self.v_bias),
             lambda q, v: torch.cat((q, torch.zeros_like(q), v)),
         )
-        qkv = F.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
+        qkv = fused.linear(x, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
         if cos.dim() == 2:  # tables for the patch tokens only, as rope_tables() gives them
             cos, sin = rope_for_all_tokens(cos, sin)
         # RoPE turns q and k together (CLS included, which its table leaves unchanged): the
@@ -132,7 +136,7 @@ class RopeAttention(nn.Module):
         v = qkv[:, :, 2].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v)
         out = out.transpose(1, 2).reshape(batch, length, width)
-        return self.proj(self.inner_attn_ln(out))
+        return fused.linear_add(self.inner_attn_ln(out), self.proj.weight, self.proj.bias, residual)
 
 
 class SwiGluMlp(nn.Module):
@@ -144,17 +148,16 @@ class SwiGluMlp(nn.Module):
         self.ffn_ln = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.w3 = nn.Linear(hidden, config.width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Up to 10 images (2048 tokens) in one piece: their intermediates are reused as they are.
-        return apply_by_rows(self._forward, x, rows=2048)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual`` plus the MLP output: the add is fused into the last product."""
+        rows = rows_per_slice(self.w1.out_features, x.dtype)
+        return apply_by_rows(self._forward, x, residual, rows=rows)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        # w1 and w2 read the same input: one GEMM of both, then SiLU in place on the first half.
-        weight = fused_weight(self, "w12", (self.w1.weight, self.w2.weight))
-        bias = fused_weight(self, "w12_bias", (self.w1.bias, self.w2.bias))
-        gate, value = F.linear(x, weight, bias).chunk(2, dim=-1)
-        hidden = F.silu(gate, inplace=not torch.is_grad_enabled()) * value
-        return self.w3(self.ffn_ln(hidden))
+    def _forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        # SiLU runs inside the w1 product and the gating multiply inside the w2 product.
+        gate = fused.linear_silu(x, self.w1.weight, self.w1.bias)
+        hidden = fused.linear_mul(x, self.w2.weight, self.w2.bias, gate)
+        return fused.linear_add(self.ffn_ln(hidden), self.w3.weight, self.w3.bias, residual)
 
 
 class VisionBlock(nn.Module):
@@ -166,8 +169,8 @@ class VisionBlock(nn.Module):
         self.mlp = SwiGluMlp(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), cos, sin)
-        return x + self.mlp(self.norm2(x))
+        x = self.attn(self.norm1(x), cos, sin, residual=x)
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class EvaVisionTransformer(nn.Module):

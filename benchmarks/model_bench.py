@@ -9,7 +9,7 @@ to the ceiling uses the best GEMM throughput of the same dtype from :mod:`benchm
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -68,16 +68,6 @@ def length_mix(count: int, max_length: int = 512, seed: int = 0) -> list[int]:
         else:
             lengths.append(rng.randint(8, max_length // 5))
     return lengths
-
-
-def batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Longest first, as ``encode_text`` batches."""
-    try:
-        from mrag.model.clip import batch_plan
-    except ImportError:
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return batch_plan(list(lengths), batch_size)
 
 
 def load(settings: Settings, dtype: torch.dtype) -> JinaClipModel:
@@ -225,10 +215,10 @@ def bench_text(
 def bench_mix(
     model: JinaClipModel, dtype: torch.dtype, setup: dict[str, Any], ceiling: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """A realistic mix of lengths, batched longest first in 32s as ingestion batches them."""
+    """A realistic mix of lengths, batched in 32s as ingestion batches them (``encode_ids``)."""
     config = model.config.text
     lengths = length_mix(setup["mix"], max_length=512 if not setup.get("tiny") else 64)
-    plan_ = batches_by_length(lengths, 32)
+    plan_ = model.text_batch_plan(lengths, 32)
     batches = []
     for index, batch in enumerate(plan_):
         longest = max(lengths[i] for i in batch)
@@ -246,8 +236,12 @@ def bench_mix(
         warmup = 0 if setup["min_reps"] < 2 else 1
         timing = measure(run_all, warmup=warmup, min_reps=1, max_reps=3, budget_s=setup["budget"])
     real = sum(lengths)
-    padded = sum(ids.numel() for ids in batches)
-    executed = sum(text_flops(config, ids.shape[0], ids.shape[1]) for ids in batches)
+    if model.packs_text:  # each sequence runs at its own length
+        padded = real
+        executed = sum(text_flops(config, 1, length) for length in lengths)
+    else:
+        padded = sum(ids.numel() for ids in batches)
+        executed = sum(text_flops(config, ids.shape[0], ids.shape[1]) for ids in batches)
     gflops = executed / timing.best / 1e9
     result = {
         "dtype": dtype_name(dtype),

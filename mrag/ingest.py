@@ -35,7 +35,6 @@ import numpy as np
 from .chunking import Chunk, chunk_document
 from .document import ExtractionError, ParsedDocument
 from .model import HUB_MODEL_ID, JinaClipModel
-from .model.clip import batch_plan
 from .ocr import resolve as resolve_ocr
 from .pipeline import Pipeline
 from .points import image_payload, make_point, text_payload
@@ -561,10 +560,11 @@ class _Run:
         ids = model.tokenize(texts, max_length=self.pipeline.chunking.max_tokens)
         self.timings["tokenize"] += time.perf_counter() - clock
         lengths = [len(sequence) for sequence in ids]
-        for batch in batch_plan(lengths, batch_size):
-            longest = max(lengths[i] for i in batch)
-            self.report.real_tokens += sum(lengths[i] for i in batch)
-            self.report.padded_tokens += sum(longest - lengths[i] for i in batch)
+        self.report.real_tokens += sum(lengths)
+        if not model.packs_text:  # packed batches compute no padding
+            for batch in model.text_batch_plan(lengths, batch_size):
+                longest = max(lengths[i] for i in batch)
+                self.report.padded_tokens += sum(longest - lengths[i] for i in batch)
         clock = time.perf_counter()
         vectors = model.encode_ids(ids, batch_size=batch_size)
         seconds = time.perf_counter() - clock

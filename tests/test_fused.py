@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -100,19 +101,21 @@ def test_model_outputs_are_the_same_with_and_without_fused_kernels(
 
 
 @pytest.mark.parametrize("use_fused", [True, False], ids=["fused", "eager"])
-def test_golden_text_features_in_both_modes(use_fused: bool) -> None:
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_golden_text_features_in_every_mode(use_fused: bool, packed: bool) -> None:
     folder = shared_path("golden", "jina-clip-tiny")
     expected = json.loads((folder / "expected.json").read_text())
     model = JinaClipModel.from_pretrained(folder, dtype="float32")
-    for case in expected["texts"]:
-        ids = torch.tensor([model.tokenize([case["text"]])[0]])
-        with torch.inference_mode():
-            if use_fused:
-                ours = model.get_text_features(ids)[0].numpy()
-            else:
-                with fused.disabled():
-                    ours = model.get_text_features(ids)[0].numpy()
-        np.testing.assert_allclose(ours, np.asarray(case["features"]), atol=1e-4)
+    model.text_model.transformer.pack_sequences = packed
+    cases = expected["texts"]
+    # One padded batch of all the golden texts, so that packing has sequences to pack.
+    batch = model.pad([model.tokenize([case["text"]])[0] for case in cases])
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        if not use_fused:
+            stack.enter_context(fused.disabled())
+        ours = model.get_text_features(batch).numpy()
+    for row, case in zip(ours, cases, strict=True):
+        np.testing.assert_allclose(row, np.asarray(case["features"]), atol=1e-4)
 
 
 # -- the allocator setting ----------------------------------------------------------------------

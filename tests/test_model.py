@@ -245,3 +245,81 @@ def test_batch_plan_covers_every_text_once_and_keeps_padding_low() -> None:
     total_padded = sum(max(lengths[i] for i in b) * len(b) for b in plan) - total_real
     assert total_padded / total_real < 0.05
     assert batch_plan([], 8) == []
+
+
+def test_batch_plan_without_a_padding_cap_fills_every_batch() -> None:
+    from mrag.model.clip import batch_plan
+
+    lengths = [512, 3, 400, 9, 9, 120, 512, 64, 2, 300]
+    plan = batch_plan(lengths, 4, max_padding=None)
+    assert [len(batch) for batch in plan] == [4, 4, 2]
+    flat = [i for batch in plan for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+
+
+# -- packed text batches -------------------------------------------------------------------------
+
+
+def test_equal_length_runs() -> None:
+    from mrag.model.text import equal_length_runs
+
+    assert equal_length_runs([512, 512, 300, 7, 7, 7, 512]) == [
+        (512, 2),
+        (300, 1),
+        (7, 3),
+        (512, 1),
+    ]
+    assert equal_length_runs([]) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_packed_batches_give_the_padded_path_features(tiny_checkpoint, dtype: str) -> None:
+    model = JinaClipModel.from_pretrained(tiny_checkpoint, dtype=dtype)
+    transformer = model.text_model.transformer
+    ids = model.tokenize([*TEXTS, "x", "figure 3: retrieval results"])
+    ids.sort(key=len, reverse=True)  # equal lengths side by side, and runs of one
+    batch = model.pad(ids)
+    assert transformer._packable_lengths(batch) == [len(row) for row in ids]
+    with torch.inference_mode():
+        packed = model.get_text_features(batch).float()
+        transformer.pack_sequences = False
+        try:
+            padded = model.get_text_features(batch).float()
+        finally:
+            transformer.pack_sequences = True
+    tolerance = 1e-5 if dtype == "float32" else 2e-2
+    torch.testing.assert_close(packed, padded, atol=tolerance, rtol=tolerance)
+
+
+def test_a_pad_id_inside_a_row_takes_the_padded_path(tiny_model: JinaClipModel) -> None:
+    transformer = tiny_model.text_model.transformer
+    ids = tiny_model.tokenize(["a photo of a cat", "a dog"])
+    inner = list(ids[0])
+    inner[2] = tiny_model.config.text.pad_token_id
+    assert transformer._packable_lengths(tiny_model.pad([inner, ids[1]])) is None
+    assert transformer._packable_lengths(tiny_model.pad(ids)) == [len(row) for row in ids]
+    with torch.inference_mode():
+        features = tiny_model.get_text_features(tiny_model.pad([inner, ids[1]]))
+    assert torch.isfinite(features).all()
+
+
+def test_the_alibi_table_is_sliced_and_rebuilt_when_it_must_be(tiny_model: JinaClipModel) -> None:
+    transformer = tiny_model.text_model.transformer
+    ids = torch.ones(1, 40, dtype=torch.long)
+    fresh = transformer.attention_bias(ids, torch.float32)
+    longer = transformer.alibi_table(60, torch.float32, torch.device("cpu"))
+    assert longer.shape == (1, tiny_model.config.text.num_attention_heads, 60, 60)
+    sliced = transformer.alibi_table(40, torch.float32, torch.device("cpu"))
+    torch.testing.assert_close(sliced, fresh, atol=0, rtol=0)
+    assert sliced.data_ptr() == longer.data_ptr()  # a view of the kept table, not a new one
+    other = transformer.alibi_table(40, torch.bfloat16, torch.device("cpu"))
+    assert other.dtype == torch.bfloat16
+    torch.testing.assert_close(other.float(), fresh, atol=0.5, rtol=1e-2)
+
+
+def test_a_packing_model_fills_its_text_batches(tiny_model: JinaClipModel) -> None:
+    lengths = [len(row) for row in tiny_model.tokenize(TEXTS)]
+    assert tiny_model.packs_text
+    plan = tiny_model.text_batch_plan(lengths, 2)
+    assert [len(batch) for batch in plan] == [2, 2, 1]

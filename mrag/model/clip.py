@@ -196,13 +196,22 @@ class JinaClipModel(nn.Module):
         single: bool = False,
     ) -> np.ndarray:
         """Embed already tokenised texts (see :meth:`tokenize`), batched by :func:`batch_plan`."""
-        plan = batch_plan([len(sequence) for sequence in ids], batch_size)
+        plan = self.text_batch_plan([len(sequence) for sequence in ids], batch_size)
         with torch.inference_mode():
             chunks = [self.get_text_features(self.pad([ids[i] for i in batch])) for batch in plan]
         order = [index for batch in plan for index in batch]
         return _finish(
             chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
         )
+
+    @property
+    def packs_text(self) -> bool:
+        """Whether padded text batches run packed, so that padding costs no compute."""
+        return self.text_model.transformer.pack_sequences
+
+    def text_batch_plan(self, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+        """How :meth:`encode_ids` batches texts of these token counts (see :func:`batch_plan`)."""
+        return batch_plan(lengths, batch_size, None if self.packs_text else MAX_PADDING)
 
     def encode_image(
         self,
@@ -241,12 +250,15 @@ MAX_PADDING = 0.10
 MIN_BATCH_TOKENS = 512
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def batch_plan(
+    lengths: Sequence[int], batch_size: int, max_padding: float | None = MAX_PADDING
+) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first.
 
-    Sorting by length keeps padding (wasted compute) small, and a batch also ends early when the
-    next text would push its padding past :data:`MAX_PADDING` of its real tokens. Callers
-    restore input order.
+    Sorting by length keeps padding small and puts equal lengths side by side. With
+    ``max_padding``, a batch also ends early when the next text would push its padding past that
+    share of its real tokens; ``None`` (for a model that packs sequences, where padding costs
+    no compute) fills every batch. Callers restore input order.
     """
     step = _check_batch_size(batch_size)
     batches: list[list[int]] = []
@@ -256,7 +268,9 @@ def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         if current:
             longest = lengths[current[0]]
             padding = longest * (len(current) + 1) - (real + lengths[index])
-            too_padded = padding > MAX_PADDING * (real + lengths[index])
+            too_padded = max_padding is not None and padding > max_padding * (
+                real + lengths[index]
+            )
             if len(current) == step or (too_padded and real >= MIN_BATCH_TOKENS):
                 batches.append(current)
                 current, real = [], 0

@@ -52,6 +52,21 @@ def apply_by_rows(
     return torch.cat(pieces).view(*leading, -1)
 
 
+#: Packed sequences as runs of (length, how many in a row of that length), in order.
+Groups = list[tuple[int, int]]
+
+
+def equal_length_runs(lengths: list[int]) -> Groups:
+    """Runs of equal lengths: each run attends in one call, as one batch of equal sequences."""
+    groups: Groups = []
+    for length in lengths:
+        if groups and groups[-1][0] == length:
+            groups[-1] = (length, groups[-1][1] + 1)
+        else:
+            groups.append((length, 1))
+    return groups
+
+
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """ALiBi head slopes; for a head count that is not a power of two, the interleaved extension."""
 
@@ -85,14 +100,35 @@ class AlibiSelfAttention(nn.Module):
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """``x`` plus the attention output: the residual add is fused into the last product."""
-        batch, length, width = x.shape
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, groups: Groups | None = None
+    ) -> torch.Tensor:
+        """``x`` plus the attention output: the residual add is fused into the last product.
+
+        ``x`` is (batch, length, width) with ``bias`` for the whole batch, or with ``groups``
+        the (tokens, width) of sequences packed end to end, ``bias`` then covering the longest.
+        """
         qkv = fused.linear(x, self.Wqkv.weight, self.Wqkv.bias)
-        q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        out = out.transpose(1, 2).reshape(batch, length, width)
+        if groups is None:
+            batch, length, width = x.shape
+            out = self._attend(qkv.view(batch, length, -1), bias).transpose(1, 2)
+            out = out.reshape(batch, length, width)
+        else:
+            out = torch.empty_like(x)
+            start = 0
+            for length, count in groups:
+                stop = start + length * count
+                sequences = qkv[start:stop].view(count, length, -1)
+                heads = self._attend(sequences, bias[..., :length, :length])
+                out[start:stop].view(count, length, self.num_heads, -1).copy_(heads.transpose(1, 2))
+                start = stop
         return fused.linear_add(out, self.out_proj.weight, self.out_proj.bias, x)
+
+    def _attend(self, qkv: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(batch, heads, length, head_dim) attention of (batch, length, 3 x width) projections."""
+        batch, length, _ = qkv.shape
+        q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
 class GegluMlp(nn.Module):
@@ -124,8 +160,10 @@ class TextLayer(nn.Module):
         self.mlp = GegluMlp(config)
         self.norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(self.mixer(x, bias))
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, groups: Groups | None = None
+    ) -> torch.Tensor:
+        x = self.norm1(self.mixer(x, bias, groups))
         return self.norm2(self.mlp(x))
 
 
@@ -136,7 +174,14 @@ class TextEncoder(nn.Module):
 
 
 class JinaBertModel(nn.Module):
-    """Token ids in, one mean-pooled vector per sequence out."""
+    """Token ids in, one mean-pooled vector per sequence out.
+
+    Right-padded batches (what :meth:`JinaClipModel.pad` makes) run packed: the real tokens of
+    all sequences end to end, so padding costs nothing in the position-wise layers, and each
+    sequence attends over its own length with a slice of one cached ALiBi table instead of a
+    (batch, heads, length, length) mask built per call. Other inputs, and traced graphs
+    (ONNX export), take the padded path with its mask; both give the same features.
+    """
 
     def __init__(self, config: TextConfig) -> None:
         super().__init__()
@@ -147,9 +192,31 @@ class JinaBertModel(nn.Module):
         self.register_buffer(
             "alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False
         )
+        #: Run right-padded batches packed (see the class docstring); off, always padded.
+        self.pack_sequences = True
+
+    def alibi_table(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The ALiBi distance penalty, (1, heads, length, length).
+
+        A slice of one table kept for the longest length asked so far (6 MB at 512 tokens in
+        bf16), so that a batch does not rebuild it.
+        """
+        cached: torch.Tensor | None = self.__dict__.get("_alibi_table")
+        if (
+            cached is None
+            or cached.shape[-1] < length
+            or cached.dtype != dtype
+            or cached.device != device
+        ):
+            positions = torch.arange(length, device=device)
+            distance = (positions[None, :] - positions[:, None]).abs().to(torch.float32)
+            slopes = self.alibi_slopes.to(device=device, dtype=torch.float32)
+            cached = (-slopes[:, None, None] * distance).to(dtype)[None]
+            self.__dict__["_alibi_table"] = cached
+        return cached[..., :length, :length]
 
     def attention_bias(self, input_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """ALiBi distance penalty plus -inf on padded keys.
+        """ALiBi distance penalty plus -inf on padded keys, for the padded path.
 
         Shaped (1, heads, len, len) when nothing is padded, so it broadcasts over the batch
         instead of being copied per sequence; (batch, heads, len, len) otherwise, built in one
@@ -168,12 +235,35 @@ class JinaBertModel(nn.Module):
         return torch.where(padded[:, None, None, :], blocked, bias)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        lengths = self._packable_lengths(input_ids)
+        if lengths is not None:
+            return self._forward_packed(input_ids, lengths)
         x = self.emb_ln(self.embeddings(input_ids))
         bias = self.attention_bias(input_ids, x.dtype)
         for layer in self.encoder.layers:
             x = layer(x, bias)
         keep = (input_ids != self.config.pad_token_id).unsqueeze(-1).to(x.dtype)
         return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+
+    def _packable_lengths(self, input_ids: torch.Tensor) -> list[int] | None:
+        """Each row's length if every row is real tokens then only padding, else ``None``."""
+        if not self.pack_sequences or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return None
+        real = input_ids != self.config.pad_token_id
+        lengths = real.sum(dim=1)
+        prefix = torch.arange(input_ids.shape[1], device=input_ids.device) < lengths[:, None]
+        if not bool((real == prefix).all()) or not bool((lengths > 0).all()):
+            return None
+        return lengths.tolist()
+
+    def _forward_packed(self, input_ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        tokens = input_ids[input_ids != self.config.pad_token_id]  # row by row: end to end
+        x = self.emb_ln(self.embeddings(tokens))
+        table = self.alibi_table(max(lengths), x.dtype, x.device)
+        groups = equal_length_runs(lengths)
+        for layer in self.encoder.layers:
+            x = layer(x, table, groups)
+        return torch.stack([sequence.mean(dim=0) for sequence in x.split(lengths)])
 
 
 class TextTower(nn.Module):

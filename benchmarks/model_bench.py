@@ -15,9 +15,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mrag.model import JinaClipModel
+from mrag.model import JinaClipModel, fused
 from mrag.model.precision import choose_dtype
 
+from .ceiling import gemm_routes
 from .common import Settings, Timing, clock, dtype_name, load_average, measure
 from .flops import image_flops, text_flops
 
@@ -86,7 +87,8 @@ class GemmProbe:
 
     On a machine shared with other work, a ceiling measured minutes earlier may have seen a
     different load. Timing the best shape of the ceiling section (or w1/w2 of 8 images when it
-    did not run) right beside each tower run gives a ratio in which both saw the same load.
+    did not run), through each route the ceiling timed, right beside each tower run gives a
+    ratio in which both saw the same load.
     """
 
     def __init__(self, ceiling: dict[str, Any] | None, dtype: torch.dtype, tiny: bool) -> None:
@@ -98,15 +100,17 @@ class GemmProbe:
         generator = torch.Generator().manual_seed(0)
         self.x = torch.randn(m, k, generator=generator).to(dtype)
         self.w = torch.randn(n, k, generator=generator).to(dtype)
+        self.routes = list(gemm_routes(dtype).values())
         self.flop = 2.0 * m * k * n
         self.best_s = float("inf")
 
     def sample(self, repeats: int = 3) -> None:
         with torch.inference_mode():
             for _ in range(repeats):
-                start = clock()
-                F.linear(self.x, self.w)
-                self.best_s = min(self.best_s, clock() - start)
+                for product in self.routes:
+                    start = clock()
+                    product(self.x, self.w)
+                    self.best_s = min(self.best_s, clock() - start)
 
     @property
     def gflops(self) -> float:
@@ -343,6 +347,85 @@ def embedding_agreement(reference: JinaClipModel, other: JinaClipModel) -> dict[
     }
 
 
+def fast_path_ab(model: JinaClipModel, setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each of the model's fast paths buys, A/B in one process, runs alternating.
+
+    - fused kernels (:mod:`mrag.model.fused`) on and off, on both towers;
+    - packed text batches on and off, on the mix of lengths (each side batched as
+      ``encode_ids`` batches it: packed batches are filled, padded ones capped at 10% padding).
+    """
+    config = model.config
+    size = config.vision.image_size
+    batch = 2 if setup.get("tiny") else 8
+    length = 32 if setup.get("tiny") else 512
+    pixels = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(11))
+    ids = random_ids(config.text.vocab_size, batch, length, seed=11)
+    lengths = length_mix(setup["mix"], max_length=512 if not setup.get("tiny") else 64)
+    sequences = [
+        random_ids(config.text.vocab_size, 1, n, seed=i)[0].tolist() for i, n in enumerate(lengths)
+    ]
+    transformer = model.text_model.transformer
+
+    def mix() -> None:
+        model.encode_ids(sequences, batch_size=32)
+
+    def without_fused(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with fused.disabled():
+                return fn()
+
+        return run
+
+    def unpacked(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            transformer.pack_sequences = False
+            try:
+                return fn()
+            finally:
+                transformer.pack_sequences = True
+
+        return run
+
+    def vision() -> None:
+        model.get_image_features(pixels)
+
+    def text() -> None:
+        model.get_text_features(ids)
+
+    cases = [
+        ("fused kernels", f"vision batch {batch}", vision, without_fused(vision)),
+        ("fused kernels", f"text {batch} x {length}", text, without_fused(text)),
+        ("packed text batches", f"mix of {len(lengths)} texts", mix, unpacked(mix)),
+    ]
+    reps = 1 if setup.get("tiny") else (3 if setup["min_reps"] < 2 else 5)
+    rows = []
+    with torch.inference_mode():
+        for change, workload, on, off in cases:
+            on(), off()
+            best = {"on": float("inf"), "off": float("inf")}
+            for rep in range(reps):
+                order = (("on", on), ("off", off)) if rep % 2 == 0 else (("off", off), ("on", on))
+                for side, fn in order:
+                    start = clock()
+                    fn()
+                    best[side] = min(best[side], clock() - start)
+            row = {
+                "change": change,
+                "workload": workload,
+                "dtype": dtype_name(model.dtype),
+                "on_s": round(best["on"], 4),
+                "off_s": round(best["off"], 4),
+                "speedup": round(best["off"] / best["on"], 3),
+            }
+            rows.append(row)
+            print(
+                f"  a/b {change} ({row['dtype']}), {workload}: {row['off_s']} -> {row['on_s']} s "
+                f"({row['speedup']}x)",
+                flush=True,
+            )
+    return rows
+
+
 def alibi_mask_probe(model: JinaClipModel, setup: dict[str, Any]) -> dict[str, Any]:
     """What the text tower's (batch, heads, L, L) float ALiBi mask costs inside SDPA.
 
@@ -422,6 +505,7 @@ def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
             result["query"].append(bench_query(models[dtype_name(dtype)], dtype, setup))
     result["bf16_agreement"] = embedding_agreement(models["float32"], models["bfloat16"])
     result["alibi_mask"] = alibi_mask_probe(models["float32"], setup)
+    result["fast_paths"] = fast_path_ab(models[str(choose_dtype("auto").dtype)], setup)
     result["bf16_speedup"] = _speedups(result)
     result["cuda"] = bench_cuda(settings, setup)
     result["load_average_end"] = load_average()

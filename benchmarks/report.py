@@ -181,7 +181,10 @@ def render(result: dict[str, Any]) -> str:
     sections = result["sections"]
     ceiling = sections.get("ceiling")
     if _ok(ceiling):
-        lines += ["### Ceiling (best GEMM throughput, F.linear at the model's shapes)", ""]
+        lines += [
+            "### Ceiling (best GEMM throughput at the model's shapes, F.linear or oneDNN)",
+            "",
+        ]
         rows = []
         for dtype, data in ceiling["dtypes"].items():
             for shape in data["shapes"]:
@@ -192,9 +195,11 @@ def render(result: dict[str, Any]) -> str:
                         "x".join(map(str, shape["shape"])),
                         shape["gflops_best"],
                         shape["gflops_median"],
+                        shape.get("route", "F.linear"),
                     ]
                 )
-        lines += table(["dtype", "layer", "M x K x N", "GFLOP/s best", "GFLOP/s median"], rows)
+        header = ["dtype", "layer", "M x K x N", "GFLOP/s best", "GFLOP/s median", "best route"]
+        lines += table(header, rows)
         lines += [
             "",
             "Ceiling: "
@@ -301,7 +306,16 @@ def render(result: dict[str, Any]) -> str:
                 f"full mask, {mask['broadcast_mask_s'] * 1000:.1f} ms broadcast over the batch, "
                 f"{mask['no_mask_s'] * 1000:.1f} ms unmasked; building it "
                 f"{mask['build_mask_s'] * 1000:.1f} ms; cost per forward about "
-                f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms"
+                f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms (padded path only)"
+            )
+        if model.get("fast_paths"):
+            lines += ["", "What each fast path buys (A/B in this process, runs alternating):", ""]
+            lines += table(
+                ["change", "dtype", "workload", "off s", "on s", "speedup"],
+                [
+                    [r["change"], r["dtype"], r["workload"], r["off_s"], r["on_s"], r["speedup"]]
+                    for r in model["fast_paths"]
+                ],
             )
         lines.append("")
     peer = sections.get("peer")

@@ -58,6 +58,9 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert ceiling["status"] == "ok"
     assert set(ceiling["dtypes"]) == {"float32", "bfloat16"}
     assert all(value["gflops"] > 0 for value in ceiling["dtypes"].values())
+    for shape in ceiling["dtypes"]["bfloat16"]["shapes"]:
+        assert shape["route"] in shape["routes_gflops_best"]
+        assert shape["gflops_best"] == max(shape["routes_gflops_best"].values())
 
     model = sections["model"]
     assert model["status"] == "ok"
@@ -70,6 +73,13 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert {"padding_waste", "tokens_per_s"} <= set(model["mix"][0])
     assert model["bf16_agreement"]["text_max_abs_diff"] < 0.1
     assert "kernel" in model["alibi_mask"]
+    changes = {(row["change"], row["workload"].split()[0]) for row in model["fast_paths"]}
+    assert changes == {
+        ("fused kernels", "vision"),
+        ("fused kernels", "text"),
+        ("packed text batches", "mix"),
+    }
+    assert all(row["on_s"] > 0 and row["off_s"] > 0 for row in model["fast_paths"])
     assert {row["dtype"] for row in model["query"]} == {"float32", "bfloat16"}
     assert all(row["p50_ms"] > 0 for row in model["query"])
     assert model["cuda"]["status"] in ("ok", "skipped")

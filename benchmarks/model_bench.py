@@ -426,6 +426,85 @@ def fast_path_ab(model: JinaClipModel, setup: dict[str, Any]) -> list[dict[str, 
     return rows
 
 
+_ALLOCATOR_CHILD = """
+import json, sys, time, torch
+from mrag.model import JinaClipModel
+from mrag.model.allocator import keep_freed_memory
+folder, batch, length, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if threads:
+    torch.set_num_threads(threads)
+model = JinaClipModel.from_pretrained(folder)
+size = model.config.vision.image_size
+pixels = torch.randn(batch, 3, size, size)
+vocab = model.config.text.vocab_size
+ids = torch.randint(min(1000, vocab // 4), vocab, (batch, length))
+best = {}
+with torch.inference_mode():
+    for name, fn in (("vision", lambda: model.get_image_features(pixels)),
+                     ("text", lambda: model.get_text_features(ids))):
+        fn()
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        best[name] = min(times)
+print(json.dumps({"kept": keep_freed_memory(), **best}))
+"""
+
+
+def allocator_ab(settings: Settings, setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """Keeping freed memory (:mod:`mrag.model.allocator`) on and off.
+
+    The setting is per process, so this one is A/B in child processes, alternating (two of
+    each), each loading the model in the default dtype and timing both towers (best of 3).
+    Wall clock: child processes do not share this process's CPU-time clock.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    batch, length = (2, 32) if setup.get("tiny") else (8, 512)
+    best: dict[str, dict[str, float]] = {"on": {}, "off": {}}
+    rounds = 1 if setup.get("tiny") else 2
+    for _ in range(rounds):
+        for side, value in (("off", "0"), ("on", "1")):
+            env = {**os.environ, "MRAG_KEEP_FREED_MEMORY": value}
+            args = [str(settings.checkpoint_folder()), str(batch), str(length)]
+            args.append(str(settings.threads or 0))
+            done = subprocess.run(
+                [sys.executable, "-c", _ALLOCATOR_CHILD, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            if measured.pop("kept") != (side == "on"):
+                return []  # not glibc, or the user set the thresholds: nothing to compare
+            for tower, seconds in measured.items():
+                best[side][tower] = min(best[side].get(tower, float("inf")), seconds)
+    rows = []
+    for tower, workload in (
+        ("vision", f"vision batch {batch}"),
+        ("text", f"text {batch} x {length}"),
+    ):
+        on, off = best["on"][tower], best["off"][tower]
+        rows.append(
+            {
+                "change": "freed memory kept",
+                "workload": workload,
+                "dtype": str(choose_dtype("auto").dtype),
+                "on_s": round(on, 4),
+                "off_s": round(off, 4),
+                "speedup": round(off / on, 3),
+            }
+        )
+        print(f"  a/b freed memory kept, {workload}: {off:.3f} -> {on:.3f} s", flush=True)
+    return rows
+
+
 def alibi_mask_probe(model: JinaClipModel, setup: dict[str, Any]) -> dict[str, Any]:
     """What the text tower's (batch, heads, L, L) float ALiBi mask costs inside SDPA.
 
@@ -506,10 +585,11 @@ def run(settings: Settings, ceiling: dict[str, Any] | None) -> dict[str, Any]:
     result["bf16_agreement"] = embedding_agreement(models["float32"], models["bfloat16"])
     result["alibi_mask"] = alibi_mask_probe(models["float32"], setup)
     result["fast_paths"] = fast_path_ab(models[str(choose_dtype("auto").dtype)], setup)
+    del models
+    result["fast_paths"] += allocator_ab(settings, setup)
     result["bf16_speedup"] = _speedups(result)
     result["cuda"] = bench_cuda(settings, setup)
     result["load_average_end"] = load_average()
-    del models
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -74,11 +75,16 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert model["bf16_agreement"]["text_max_abs_diff"] < 0.1
     assert "kernel" in model["alibi_mask"]
     changes = {(row["change"], row["workload"].split()[0]) for row in model["fast_paths"]}
-    assert changes == {
+    assert {
         ("fused kernels", "vision"),
         ("fused kernels", "text"),
         ("packed text batches", "mix"),
-    }
+    } <= changes
+    user_set = any(
+        name.startswith(("MALLOC_", "GLIBC_TUNABLES", "MRAG_KEEP")) for name in os.environ
+    )
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION") and not user_set:
+        assert {("freed memory kept", "vision"), ("freed memory kept", "text")} <= changes
     assert all(row["on_s"] > 0 and row["off_s"] > 0 for row in model["fast_paths"])
     assert {row["dtype"] for row in model["query"]} == {"float32", "bfloat16"}
     assert all(row["p50_ms"] > 0 for row in model["query"])

@@ -98,7 +98,7 @@ def test_cli_names_both_models(
     where = ("--qdrant-path", str(store), "--model", str(tiny_checkpoint))
     for args, code in (
         (("ingest", str(docs)), 2),
-        (("query", "prime the pump"), 1),
+        (("query", "prime the pump"), 2),
         (("serve", "--port", "0"), 2),
     ):
         result = _cli(*args, *where, cwd=tmp_path)

@@ -214,7 +214,8 @@ def to_json(documents: list[Document], saved: dict[int, Path]) -> list[dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    """Search and print; exit 2 on bad input or a missing store, 1 on other failures."""
+    """Search and print; exit 2 when nothing could be searched (bad input, no store, a store of
+    another model, no model), 1 when a ``--source`` matched nothing."""
     _check_arguments(args)
     settings = store_settings(args)
     if settings.path and not Path(settings.path).exists():
@@ -251,10 +252,10 @@ def run(args: argparse.Namespace) -> int:
             )
         except StoreError as exc:
             error(str(exc))
-            return EXIT_FAILURES
+            return EXIT_USAGE
         except (CheckpointError, ConfigError, OSError) as exc:
             error(f"cannot load the model: {exc}")
-            return EXIT_FAILURES
+            return EXIT_USAGE
         retriever = MultimodalRetriever(
             store=store,
             embeddings=embeddings,

@@ -195,7 +195,7 @@ class JinaClipModel(nn.Module):
         truncate_dim: int | None = None,
         single: bool = False,
     ) -> np.ndarray:
-        """Embed already tokenised texts (see :meth:`tokenize`), batched by :func:`batch_plan`."""
+        """Embed tokenised texts (see :meth:`tokenize`), batched by :meth:`text_batch_plan`."""
         plan = self.text_batch_plan([len(sequence) for sequence in ids], batch_size)
         with torch.inference_mode():
             chunks = [self.get_text_features(self.pad([ids[i] for i in batch])) for batch in plan]
@@ -268,9 +268,7 @@ def batch_plan(
         if current:
             longest = lengths[current[0]]
             padding = longest * (len(current) + 1) - (real + lengths[index])
-            too_padded = max_padding is not None and padding > max_padding * (
-                real + lengths[index]
-            )
+            too_padded = max_padding is not None and padding > max_padding * (real + lengths[index])
             if len(current) == step or (too_padded and real >= MIN_BATCH_TOKENS):
                 batches.append(current)
                 current, real = [], 0

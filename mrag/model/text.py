@@ -23,11 +23,12 @@ SLICE_BYTES = 24 << 20
 def rows_per_slice(width: int, dtype: torch.dtype) -> int:
     """How many tokens a slice of a position-wise layer with ``width``-wide intermediates holds.
 
-    At 8 x 512 tokens the GLU intermediates are 25-50 MB each. Blocks over glibc's 32 MB mmap
-    threshold are fresh ``mmap``s on every call, whose page faults cost as much as a sixth of
-    the text tower's time; slices under it are reused by the allocator. Slices much smaller than
-    that lose more in matrix-product efficiency than they gain in cache hits (measured: 1024
-    rows made the 3072 -> 768 product of the text MLP half as fast as 4096 at bf16).
+    At 8 x 512 tokens the GLU intermediates are 25-50 MB each. With glibc's default thresholds
+    (see :mod:`.allocator`) blocks over 32 MB are fresh ``mmap``s on every call, whose page
+    faults cost as much as a sixth of the text tower's time; slices under it can be reused.
+    Slices much smaller than that lose more in matrix-product efficiency than they gain in cache
+    hits (measured: 1024 rows made the 3072 -> 768 product of the text MLP half as fast as 4096
+    at bf16).
     """
     element = torch.empty((), dtype=dtype).element_size()
     return max(256, SLICE_BYTES // (width * element))

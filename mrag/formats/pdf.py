@@ -332,8 +332,10 @@ def parse_pdf(
         except ExtractionError as exc:
             if "encrypted" in str(exc):
                 raise
+            # Both parsers' reasons, under one mention of the file.
+            pdfium_reason = str(exc).removeprefix(f"{path}: not a PDF / broken file: ")
             raise ExtractionError(
-                f"{path}: not a PDF / broken file: {pypdf_failure}; PDFium: {exc}"
+                f"{path}: not a PDF / broken file: {pypdf_failure}; PDFium: {pdfium_reason}"
             ) from None
         page_count = len(pdfium_document)
         problems.append(f"read with pypdfium2: pypdf cannot open it ({pypdf_failure})")

@@ -16,7 +16,7 @@ export), which must see standard operators.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -49,44 +49,59 @@ def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
+def _unary(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    tail: tuple[str, str, Callable[[torch.Tensor], torch.Tensor]],
+) -> torch.Tensor:
+    attr, algorithm, eager = tail
+    if _applies(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
+    return eager(F.linear(x, weight, bias))
+
+
+def _binary(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    other: torch.Tensor,
+    tail: tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+) -> torch.Tensor:
+    attr, eager = tail
+    if _applies(x, weight) and other.dtype == x.dtype:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, attr)
+    return eager(F.linear(x, weight, bias), other)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``."""
-    if _applies(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+    return _unary(x, weight, bias, ("none", "", lambda y: y))
 
 
 def linear_gelu(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``F.gelu(F.linear(x, weight, bias))``, the exact (erf) GELU."""
-    if _applies(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
-    return F.gelu(F.linear(x, weight, bias))
+    return _unary(x, weight, bias, ("gelu", "none", F.gelu))
 
 
 def linear_silu(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``F.silu(F.linear(x, weight, bias))``."""
-    if _applies(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "swish", [], "")
-    return F.silu(F.linear(x, weight, bias))
+    return _unary(x, weight, bias, ("swish", "", F.silu))
 
 
 def linear_mul(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, other: torch.Tensor
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias) * other``, ``other`` of the output's shape."""
-    if _applies(x, weight) and other.dtype == x.dtype:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "mul")
-    return F.linear(x, weight, bias) * other
+    return _binary(x, weight, bias, other, ("mul", torch.mul))
 
 
 def linear_add(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, other: torch.Tensor
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias) + other``, ``other`` of the output's shape (a residual)."""
-    if _applies(x, weight) and other.dtype == x.dtype:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "add")
-    return F.linear(x, weight, bias) + other
+    return _binary(x, weight, bias, other, ("add", torch.add))

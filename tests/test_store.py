@@ -160,3 +160,19 @@ def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
     finally:
         holder.close()
     Store.open(settings).close()  # released on close
+
+
+def test_dense_searches_ask_for_a_wide_hnsw_search(store: Store) -> None:
+    from mrag.store import Leg
+    from mrag.store.base import SEARCH_EF
+
+    dense, wide, keyword = (
+        Leg("text", [1.0, 0.0, 0.0], 8),
+        Leg("text", [1.0, 0.0, 0.0], 900),
+        Leg("bm25", "pump", 8),
+    )
+    request = store._request  # type: ignore[attr-defined]
+    assert request(dense).params.hnsw_ef == SEARCH_EF
+    assert request(wide).params.hnsw_ef == 900  # never narrower than what the leg returns
+    assert request(keyword).params is None
+    assert SEARCH_EF > 100  # wider than Qdrant's default, which lost recall at 300k points

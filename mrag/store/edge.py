@@ -41,6 +41,7 @@ from .base import (
     StoreInUseError,
     lower_filter,
     named_vectors,
+    search_ef,
 )
 
 #: Above this many points exact search slows past a few milliseconds: build HNSW graphs.
@@ -241,6 +242,7 @@ class EdgeStore(Store):
             score_threshold=leg.score_threshold,
             with_payload=True,
             with_vector=list(leg.with_vectors) or False,
+            params=None if leg.using == BM25_VECTOR else edge.SearchParams(hnsw_ef=search_ef(leg)),
         )
 
     def search(self, legs: Sequence[Leg]) -> list[list[Found]]:

@@ -36,6 +36,7 @@ from .base import (
     StoreSettings,
     lower_filter,
     named_vectors,
+    search_ef,
 )
 from .transfer import PointSource
 
@@ -254,6 +255,9 @@ class ServerStore(Store):
             score_threshold=leg.score_threshold,
             with_payload=True,
             with_vector=list(leg.with_vectors) or False,
+            params=None
+            if leg.using == BM25_VECTOR
+            else models.SearchParams(hnsw_ef=search_ef(leg)),
         )
 
     def search(self, legs: Sequence[Leg]) -> list[list[Found]]:

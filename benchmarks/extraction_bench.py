@@ -1,7 +1,7 @@
 """What a reader sees gets in: figure captions linked to pictures, scans read by OCR, stage speeds.
 
 ``python -m benchmarks.extraction_bench [--extra FOLDER ...] [--json FILE]`` prints a table and
-writes JSON. It measures, through the real reader (:func:`mrag.formats.parse`):
+writes JSON. It measures, through the real reader (:func:`mrag.extract.read.parse`):
 
 * **caption linkage**: of the "Figure N" / "Fig. N" captions that open a line of page text, the
   share with an image of that page whose context is that caption. Documents: the PDFs of
@@ -31,10 +31,10 @@ if __package__ in (None, ""):  # run as a script: make the package importable
     __package__ = "benchmarks"
 
 from benchmarks.common import REPO_ROOT, machine_info
-from mrag.document import ExtractionError, ParsedDocument
-from mrag.figures import find_captions
-from mrag.formats import parse
-from mrag.ocr import OcrSettings, probe
+from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.figures import find_captions
+from mrag.extract.ocr import OcrSettings, probe
+from mrag.extract.read import parse
 
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "extraction.json"

@@ -1,11 +1,11 @@
-"""Ingestion end to end: ``mrag.ingest`` on a PDF set, time split by phase.
+"""Ingestion end to end: ``mrag.ingestion.run`` on a PDF set, time split by phase.
 
 The documents are real PDFs from the corpus beside the project (``../shared/corpus/pdf``) when it
 is there, a deterministic sample under a page budget; otherwise generated PDFs (text pages with
 pictures). The model is the full-size random checkpoint, once in the pipeline's default dtype
 (auto) and once in float32, one after the other in this process.
 
-Phases come from the timings that :func:`mrag.ingest.ingest` records in its report:
+Phases come from the timings that :func:`mrag.ingestion.run.ingest` records in its report:
 
 - parse/decode: ``parse_wait``, the time the run waits for the parser process (parsing of the
   next file overlaps embedding of the previous one, so only the part not hidden shows);
@@ -115,7 +115,7 @@ def generate_documents(folder: Path, checkpoint: Path, documents: int, pages: in
 def run(settings: Settings) -> dict[str, Any]:
     """Ingest the same documents with the default dtype (auto) and with float32, in one run."""
     try:
-        from mrag.ingest import ingest  # noqa: F401
+        from mrag.ingestion.run import ingest  # noqa: F401
     except ImportError as exc:
         return {"status": "skipped", "reason": f"ingestion not available ({exc})"}
     checkpoint = settings.checkpoint_folder()
@@ -142,10 +142,10 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def ingest_once(files: list[Path], checkpoint: Path, dtype: str, folder: Path) -> dict[str, Any]:
-    """One ``mrag.ingest`` run of ``files`` into a fresh store, with the model in ``dtype``."""
-    from mrag.ingest import ingest
+    """One :func:`mrag.ingest` run of ``files`` into a fresh store, with the model in ``dtype``."""
+    from mrag.ingestion.pipeline import Pipeline
+    from mrag.ingestion.run import ingest
     from mrag.model import JinaClipModel
-    from mrag.pipeline import Pipeline
     from mrag.store import Store, StoreSettings
 
     model = JinaClipModel.from_pretrained(checkpoint, dtype=dtype)

@@ -45,9 +45,9 @@ def point_counts(settings: Settings) -> tuple[int, ...]:
 def run(settings: Settings) -> dict[str, Any]:
     import torch
 
-    from mrag.embeddings import JinaClipEmbeddings
     from mrag.model import JinaClipModel
-    from mrag.retriever import MultimodalRetriever
+    from mrag.model.embeddings import JinaClipEmbeddings
+    from mrag.retrieval.retriever import MultimodalRetriever
     from mrag.store import ModelRecord, Store, StoreSettings
 
     from .store_bench import ClusteredVectors, fill_batches

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.ray_bench [--quick]`` measures, in one run on this machine:
 
-- **throughput**: wall time, files/s, pages/s and chunks/s of :func:`mrag.ingest.ingest` and of
-  :func:`mrag.distributed.ingest_on_ray` on one Ray instance started here, each on a fresh store;
+- **throughput**: wall time, files/s, pages/s and chunks/s of :func:`mrag.ingest` and of
+  :func:`mrag.ingestion.ray.ingest_on_ray` on one Ray instance started here, each on a fresh store;
 - **Ray's own cost**: starting Ray, and the fixed cost of a run (actor start-up, one model load per
   actor) measured on a single small text file, where the model's work is nothing;
 - **scaling with actors**: one model actor with one CPU, one with all CPUs, and one actor per
@@ -80,9 +80,9 @@ def run(settings: Settings, rounds: int = 2) -> dict[str, Any]:
     import ray
     import torch
 
-    from mrag.distributed import ingest_on_ray
-    from mrag.ingest import ingest
-    from mrag.pipeline import Pipeline
+    from mrag.ingestion.pipeline import Pipeline
+    from mrag.ingestion.ray import ingest_on_ray
+    from mrag.ingestion.run import ingest
     from mrag.store import Store, StoreSettings
 
     checkpoint = settings.checkpoint_folder()

@@ -362,7 +362,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append("")
     ingestion = sections.get("ingestion")
     if ingestion:
-        lines += ["### Ingestion (mrag.ingest end to end, default dtype and float32)", ""]
+        lines += ["### Ingestion (mrag.ingestion.run end to end, default dtype and float32)", ""]
         if _ok(ingestion):
             runs = [ingestion, *([ingestion["float32"]] if "float32" in ingestion else [])]
             rows = [

@@ -19,17 +19,17 @@ _EXPORTS = {
     "JinaClipModel": "mrag.model",
     "CheckpointError": "mrag.model",
     "ConfigError": "mrag.model",
-    "JinaClipEmbeddings": "mrag.embeddings",
+    "JinaClipEmbeddings": "mrag.model.embeddings",
     "ImageError": "mrag.images",
     "Store": "mrag.store",
     "StoreError": "mrag.store",
     "StoreSettings": "mrag.store",
-    "Pipeline": "mrag.pipeline",
-    "PipelineError": "mrag.pipeline",
-    "ingest": "mrag.ingest",
-    "IngestReport": "mrag.ingest",
-    "ingest_on_ray": "mrag.distributed",
-    "MultimodalRetriever": "mrag.retriever",
+    "Pipeline": "mrag.ingestion.pipeline",
+    "PipelineError": "mrag.ingestion.pipeline",
+    "ingest": "mrag.ingestion.run",
+    "IngestReport": "mrag.ingestion.run",
+    "ingest_on_ray": "mrag.ingestion.ray",
+    "MultimodalRetriever": "mrag.retrieval.retriever",
 }
 
 __all__ = [
@@ -51,14 +51,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .distributed import ingest_on_ray
-    from .embeddings import JinaClipEmbeddings
-    from .images import ImageError
-    from .ingest import IngestReport, ingest
-    from .model import CheckpointError, ConfigError, JinaClipModel
-    from .pipeline import Pipeline, PipelineError
-    from .retriever import MultimodalRetriever
-    from .store import Store, StoreError, StoreSettings
+    from mrag.images import ImageError
+    from mrag.ingestion.pipeline import Pipeline, PipelineError
+    from mrag.ingestion.ray import ingest_on_ray
+    from mrag.ingestion.run import IngestReport, ingest
+    from mrag.model import CheckpointError, ConfigError, JinaClipModel
+    from mrag.model.embeddings import JinaClipEmbeddings
+    from mrag.retrieval.retriever import MultimodalRetriever
+    from mrag.store import Store, StoreError, StoreSettings
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from mrag.cli import main
 
 # The guard matters: parser worker processes re-import this module under another name.
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .commands.common import EXIT_USAGE, UsageError, error
+from mrag import __version__
+from mrag.commands.common import EXIT_USAGE, UsageError, error
 
 #: Subcommand modules under ``mrag.commands``, in the order ``--help`` lists them.
 COMMANDS = ("ingest", "query", "delete", "stats", "serve", "optimize", "export", "migrate")

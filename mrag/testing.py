@@ -16,8 +16,8 @@ from typing import Literal
 import torch
 from safetensors.torch import save_file
 
-from .model.config import JinaClipConfig, TextConfig, VisionConfig
-from .model.tokenizer import bert_wordpiece_tokenizer
+from mrag.model.config import JinaClipConfig, TextConfig, VisionConfig
+from mrag.model.tokenizer import bert_wordpiece_tokenizer
 
 Preset = Literal["tiny", "full"]
 
@@ -78,7 +78,7 @@ def preset_config(preset: Preset) -> JinaClipConfig:
 
 
 def _random_state_dict(config: JinaClipConfig, seed: int) -> dict[str, torch.Tensor]:
-    from .model.clip import JinaClipModel
+    from mrag.model.clip import JinaClipModel
 
     generator = torch.Generator().manual_seed(seed)
     model = JinaClipModel(config)

@@ -7,11 +7,11 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ..model.hub import HUB_MODEL_ID
-from ..model.precision import DTYPE_CHOICES
+from mrag.model.hub import HUB_MODEL_ID
+from mrag.model.precision import DTYPE_CHOICES
 
 if TYPE_CHECKING:
-    from ..store import StoreSettings
+    from mrag.store import StoreSettings
 
 EXIT_OK = 0
 #: Some inputs failed; the rest of the work was done.
@@ -86,7 +86,7 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def store_settings(args: argparse.Namespace) -> StoreSettings:
-    from ..store import StoreSettings  # qdrant-client takes a while to import; not for --help
+    from mrag.store import StoreSettings  # qdrant-client takes a while to import; not for --help
 
     return StoreSettings.from_env(
         path=args.qdrant_path, url=args.qdrant_url, collection=args.collection
@@ -96,8 +96,8 @@ def store_settings(args: argparse.Namespace) -> StoreSettings:
 def store_model_problem(settings: StoreSettings, name: str, revision: str | None) -> str | None:
     """Why the store cannot serve queries embedded by model ``name`` (another model built it,
     or it cannot be opened), or None when it can or does not exist yet."""
-    from ..model import CheckpointError, ConfigError
-    from ..store import ModelRecord, Store, StoreError, StoreInUseError
+    from mrag.model import CheckpointError, ConfigError
+    from mrag.store import ModelRecord, Store, StoreError, StoreInUseError
 
     try:
         with Store.open(settings) as store:

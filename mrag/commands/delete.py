@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..commands.common import (
+from mrag.commands.common import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sources import display_path, match_sources, source_candidates
-    from ..store import Store, StoreError
+    from mrag.ingestion.sources import display_path, match_sources, source_candidates
+    from mrag.store import Store, StoreError
 
     try:
         store = Store.open(store_settings(args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILURES, EXIT_OK, UsageError, error
+from mrag.commands.common import EXIT_FAILURES, EXIT_OK, UsageError, error
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from ..store import DEFAULT_COLLECTION, DEFAULT_QDRANT_PATH, Store, StoreError, StoreSettings
-    from ..store.transfer import export_store
+    from mrag.store import DEFAULT_COLLECTION, DEFAULT_QDRANT_PATH, Store, StoreError, StoreSettings
+    from mrag.store.transfer import export_store
 
     url = args.qdrant_url or os.environ.get("QDRANT_URL")
     if not url:

@@ -9,7 +9,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from ..commands.common import (
+from mrag.commands.common import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
@@ -21,8 +21,8 @@ from ..commands.common import (
 )
 
 if TYPE_CHECKING:
-    from ..ingest import Events, IngestReport
-    from ..pipeline import Pipeline
+    from mrag.ingestion.pipeline import Pipeline
+    from mrag.ingestion.run import Events, IngestReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -65,12 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ingest import ingest
-    from ..model import CheckpointError, ConfigError
-    from ..pipeline import Pipeline, PipelineError
-    from ..progress import ConsoleProgress, format_summary
-    from ..store import StoreError
-    from ..worker import WorkerError
+    from mrag.extract.worker import WorkerError
+    from mrag.ingestion.pipeline import Pipeline, PipelineError
+    from mrag.ingestion.progress import ConsoleProgress, format_summary
+    from mrag.ingestion.run import ingest
+    from mrag.model import CheckpointError, ConfigError
+    from mrag.store import StoreError
 
     address = _ray_paths(args)
     if not args.paths:
@@ -142,7 +142,7 @@ def _ingest_on_ray(
     args: argparse.Namespace, address: str | None, pipeline: Pipeline, progress: Events
 ) -> IngestReport:
     try:
-        from ..distributed import ingest_on_ray
+        from mrag.ingestion.ray import ingest_on_ray
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
             raise

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_FAILURES, EXIT_OK, UsageError, add_store_options, error, store_settings
+from mrag.commands.common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    add_store_options,
+    error,
+    store_settings,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,11 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..store import ModelRecord, Store, StoreError, StoreSettings
-    from ..store.edge import EdgeStore
-    from ..store.server import LegacySource
-    from ..store.transfer import migrate_legacy
-    from .common import model_name
+    from mrag.commands.common import model_name
+    from mrag.store import ModelRecord, Store, StoreError, StoreSettings
+    from mrag.store.edge import EdgeStore
+    from mrag.store.server import LegacySource
+    from mrag.store.transfer import migrate_legacy
 
     settings = store_settings(args)
     old = settings.collection

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import EXIT_FAILURES, EXIT_OK, add_store_options, error, store_settings
+from mrag.commands.common import EXIT_FAILURES, EXIT_OK, add_store_options, error, store_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..store import Store, StoreError
+    from mrag.store import Store, StoreError
 
     settings = store_settings(args)
     try:

@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..images import ImageError, load_image
-from ..model import CheckpointError, ConfigError
+from mrag.images import ImageError, load_image
+from mrag.model import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
-from .common import (
+from mrag.commands.common import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
@@ -223,9 +223,9 @@ def run(args: argparse.Namespace) -> int:
     filters: dict[str, Any] = {"modality": args.modality, "source": args.source, "page": args.page}
 
     # Deferred: importing torch and the model costs seconds that usage errors should not pay.
-    from ..embeddings import JinaClipEmbeddings
-    from ..retriever import MultimodalRetriever
-    from ..store import ModelRecord, Store, StoreError
+    from mrag.model.embeddings import JinaClipEmbeddings
+    from mrag.retrieval.retriever import MultimodalRetriever
+    from mrag.store import ModelRecord, Store, StoreError
 
     try:
         store = Store.open(settings)

@@ -7,8 +7,7 @@ import ipaddress
 import os
 import sys
 
-from ..server import limits as defaults
-from .common import (
+from mrag.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -20,6 +19,7 @@ from .common import (
     store_model_problem,
     store_settings,
 )
+from mrag.server import limits as defaults
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -127,13 +127,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..server.app import ServerConfig, create_app, default_model_names
+        from mrag.server.app import ServerConfig, create_app, default_model_names
     except ModuleNotFoundError as exc:
         raise UsageError(
             f"{exc.name} is not installed; install the server with: pip install 'mrag[serve]'"
         ) from None
-    from ..embeddings import load_shared_model
-    from ..server.limits import ServerLimits
+    from mrag.model.embeddings import load_shared_model
+    from mrag.server.limits import ServerLimits
 
     try:
         limits = ServerLimits(

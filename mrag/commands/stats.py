@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..commands.common import EXIT_OK, EXIT_USAGE, add_store_options, error, store_settings
+from mrag.commands.common import EXIT_OK, EXIT_USAGE, add_store_options, error, store_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model.precision import cpu_dtype
-    from ..store import Store, StoreError
+    from mrag.model.precision import cpu_dtype
+    from mrag.store import Store, StoreError
 
     settings = store_settings(args)
     try:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, JinaClipConfig, TextConfig, VisionConfig
-from .hub import DEFAULT_REVISION, HUB_MODEL_ID, CheckpointError
+from mrag.model.config import ConfigError, JinaClipConfig, TextConfig, VisionConfig
+from mrag.model.hub import DEFAULT_REVISION, HUB_MODEL_ID, CheckpointError
 
 _LAZY = {"JinaClipModel": ".clip", "TextTokenizer": ".tokenizer"}
 
 if TYPE_CHECKING:
-    from .clip import JinaClipModel
-    from .tokenizer import TextTokenizer
+    from mrag.model.clip import JinaClipModel
+    from mrag.model.tokenizer import TextTokenizer
 
 __all__ = [
     "DEFAULT_REVISION",

@@ -8,7 +8,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from .hub import CheckpointError
+from mrag.model.hub import CheckpointError
 
 #: Derived constants some checkpoints carry; the model recomputes them.
 IGNORED_KEY_SUFFIXES = ("rope.freqs_cos", "rope.freqs_sin")

@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
-from .allocator import keep_freed_memory
-from .checkpoint import load_state_dict_strict
-from .config import JinaClipConfig
-from .hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
-from .precision import AUTO, DtypeChoice, choose_dtype
-from .processing import preprocess_images
-from .text import TextTower, alibi_slopes
-from .tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
-from .vision import EvaVisionTransformer, rope_tables
+from mrag.images import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from mrag.model.allocator import keep_freed_memory
+from mrag.model.checkpoint import load_state_dict_strict
+from mrag.model.config import JinaClipConfig
+from mrag.model.hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
+from mrag.model.precision import AUTO, DtypeChoice, choose_dtype
+from mrag.model.processing import preprocess_images
+from mrag.model.text import TextTower, alibi_slopes
+from mrag.model.tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
+from mrag.model.vision import EvaVisionTransformer, rope_tables
 
 DEFAULT_BATCH_SIZE = 32
 

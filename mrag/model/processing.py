@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import PreprocessConfig
+from mrag.model.config import PreprocessConfig
 
 
 def resize_shortest_side(image: Image.Image, size: int) -> Image.Image:

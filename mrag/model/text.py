@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused
-from .config import TextConfig
+from mrag.model import fused
+from mrag.model.config import TextConfig
 
 #: Position-wise layers run on slices whose largest intermediate is at most this many bytes.
 SLICE_BYTES = 24 << 20

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused
-from .config import VisionConfig
-from .text import apply_by_rows, rows_per_slice
+from mrag.model import fused
+from mrag.model.config import VisionConfig
+from mrag.model.text import apply_by_rows, rows_per_slice
 
 
 def rope_tables(config: VisionConfig, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:

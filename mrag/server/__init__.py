@@ -6,6 +6,6 @@ uvicorn); :mod:`mrag.server.batching` gathers concurrent requests into model bat
 image download.
 """
 
-from .limits import APIError, ServerLimits
+from mrag.server.limits import APIError, ServerLimits
 
 __all__ = ["APIError", "ServerLimits"]

@@ -38,11 +38,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..model import JinaClipModel
-from ..store import StoreError, StoreSettings
-from .batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT, MicroBatcher, QueueFull
-from .inputs import decode_image_input, image_tokens, prepare_input
-from .limits import APIError, ServerLimits, invalid, too_large
+from mrag.model import JinaClipModel
+from mrag.server.batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT, MicroBatcher, QueueFull
+from mrag.server.inputs import decode_image_input, image_tokens, prepare_input
+from mrag.server.limits import APIError, ServerLimits, invalid, too_large
+from mrag.store import StoreError, StoreSettings
 
 logger = logging.getLogger("mrag.server")
 
@@ -358,8 +358,8 @@ class _SearchBackend:
         with self._open_lock:
             if self._retriever is None:
                 # Imported here: the server starts, and embeds, without the retrieval stack.
-                from ..embeddings import JinaClipEmbeddings
-                from ..retriever import MultimodalRetriever
+                from mrag.model.embeddings import JinaClipEmbeddings
+                from mrag.retrieval.retriever import MultimodalRetriever
 
                 try:
                     retriever = MultimodalRetriever.from_settings(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..model import JinaClipModel
+from mrag.model import JinaClipModel
 
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_WAIT = 0.005

@@ -15,7 +15,7 @@ See :mod:`mrag.store.base` for the layout and the rules that make re-runs safe.
 
 from __future__ import annotations
 
-from .base import (
+from mrag.store.base import (
     DEFAULT_COLLECTION,
     DEFAULT_QDRANT_PATH,
     INDEXED_FIELDS,

@@ -201,7 +201,7 @@ class ModelRecord:
         """
         if name_or_path is None:
             return cls(None, revision, dimension)
-        from ..model.hub import DEFAULT_REVISION, HUB_MODEL_ID
+        from mrag.model.hub import DEFAULT_REVISION, HUB_MODEL_ID
 
         name = str(name_or_path)
         if revision is None and name == HUB_MODEL_ID:
@@ -217,8 +217,8 @@ class ModelRecord:
     ) -> ModelRecord:
         """The record of a checkpoint, read from its files without loading the model (a Hub id
         is fetched into the cache first, as loading it would)."""
-        from ..model.config import JinaClipConfig
-        from ..model.hub import resolve_checkpoint
+        from mrag.model.config import JinaClipConfig
+        from mrag.model.hub import resolve_checkpoint
 
         folder = resolve_checkpoint(name_or_path, revision=revision)
         dimension = JinaClipConfig.from_folder(folder).embedding_dim
@@ -296,7 +296,7 @@ def search_ef(leg: Leg) -> int:
 
 def named_vectors(point: Point) -> dict[str, np.ndarray | SparseVector]:
     """The vectors layout 2 stores for ``point``: its modality's (float32), plus BM25 for text."""
-    from . import bm25
+    from mrag.store import bm25
 
     name = MODALITY_VECTORS.get(point.modality)
     if name is None:
@@ -397,9 +397,10 @@ def lower_filter(given: Filter | None, leaf: Any, make: Any) -> Any:
 def source_condition(value: str | Sequence[str]) -> Filter:
     """Points of the sources a user names: by path as typed (resolved or not), or by file name.
 
-    See :func:`mrag.sources.source_candidates`; a bare name also matches ``metadata.file_name``.
+    See :func:`mrag.ingestion.sources.source_candidates`; a bare name also matches
+    ``metadata.file_name``.
     """
-    from ..sources import is_bare_name, portable_name, source_candidates
+    from mrag.ingestion.sources import is_bare_name, portable_name, source_candidates
 
     given = [value] if isinstance(value, str) else [str(item) for item in value]
     sources = [candidate for item in given for candidate in source_candidates(item)]
@@ -430,7 +431,7 @@ def as_filter(given: Any) -> Filter | None:
         return given
     if isinstance(given, Mapping):
         return metadata_filter(given)
-    from .server import filter_from_qdrant
+    from mrag.store.server import filter_from_qdrant
 
     return filter_from_qdrant(given)
 
@@ -473,17 +474,17 @@ class Store(ABC):
     def open(settings: StoreSettings) -> Store:
         """Open the store described by ``settings``."""
         if settings.url:
-            from .server import ServerStore
+            from mrag.store.server import ServerStore
 
             return ServerStore.connect(settings)
-        from .edge import EdgeStore
+        from mrag.store.edge import EdgeStore
 
         return EdgeStore(Path(settings.path or DEFAULT_QDRANT_PATH), settings.collection)
 
     @staticmethod
     def from_client(client: Any, collection: str = DEFAULT_COLLECTION) -> Store:
         """A store on a collection of an open ``QdrantClient`` (server, local mode, memory)."""
-        from .server import ServerStore
+        from mrag.store.server import ServerStore
 
         return ServerStore(client, collection)
 

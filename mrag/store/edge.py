@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from . import bm25
-from .base import (
+from mrag.store import bm25
+from mrag.store.base import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     INDEXED_FIELDS,

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from . import bm25
-from .base import (
+from mrag.store import bm25
+from mrag.store.base import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     INDEXED_FIELDS,
@@ -38,7 +38,7 @@ from .base import (
     named_vectors,
     search_ef,
 )
-from .transfer import PointSource
+from mrag.store.transfer import PointSource
 
 #: As in the embedded store: selective filters need no per-value HNSW links.
 _SCHEMAS = {

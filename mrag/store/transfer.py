@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import (
+from mrag.store.base import (
     IMAGE_VECTOR,
     LAYOUT_ID,
     LAYOUT_VERSION,

@@ -1,0 +1,172 @@
+"""PDF extraction against PDFs generated at test time (fpdf2, reportlab, pypdf)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docgen
+import pytest
+from PIL import Image
+
+from mrag.extract.document import ExtractionError, ExtractionLimits, ParsedDocument
+from mrag.extract.figures import ImageFilter
+from mrag.extract.read import parse
+
+LOOSE = ImageFilter(min_side=8, max_aspect=50.0)
+
+
+def close(pixel: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 12) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
+
+
+def at(image: Image.Image, fx: float, fy: float) -> tuple[int, ...]:
+    width, height = image.size
+    return image.getpixel((int(width * fx), int(height * fy)))
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> ParsedDocument:
+    work = tmp_path_factory.mktemp("figures")
+    return parse(docgen.figures_pdf(work / "figures.pdf", work), image_filter=LOOSE)
+
+
+def by_caption(document: ParsedDocument, prefix: str):
+    found = [image for image in document.images if image.context.startswith(prefix)]
+    assert len(found) == 1, [image.context for image in document.images]
+    return found[0]
+
+
+def test_text_per_page_with_page_numbers(figures: ParsedDocument) -> None:
+    assert figures.kind == "pdf"
+    assert figures.page_count == 3
+    assert [page.page for page in figures.pages] == [1, 2, 3]
+    assert "Report on coloured squares." in figures.pages[0].text
+    assert "Printing colours follow." in figures.pages[1].text
+    assert figures.pages[2].text == "The last page has only the logo and this text."
+    assert figures.problems == []
+
+
+def test_jpeg_colour_and_caption(figures: ParsedDocument) -> None:
+    red = by_caption(figures, "Figure 1:")
+    assert red.context_kind == "caption"
+    assert red.pages == [1]
+    assert red.image.mode == "RGB"
+    assert close(at(red.image, 0.5, 0.5), docgen.RED)
+
+
+def test_alpha_is_composited_on_white(figures: ParsedDocument) -> None:
+    blue = by_caption(figures, "Figure 2:")
+    assert close(at(blue.image, 0.25, 0.5), docgen.BLUE)
+    assert close(at(blue.image, 0.75, 0.5), (255, 255, 255))
+
+
+def test_cmyk_jpeg_is_not_inverted(figures: ParsedDocument) -> None:
+    cyan = by_caption(figures, "Figure 3:")
+    assert cyan.pages == [2]
+    assert close(at(cyan.image, 0.5, 0.5), (0, 255, 255), tolerance=20)
+
+
+def test_grayscale_image_without_caption_gets_nearby_text(figures: ParsedDocument) -> None:
+    grey = [image for image in figures.images if image.image.size == (150, 100)]
+    assert len(grey) == 1
+    assert grey[0].context_kind == "nearby"
+    assert "grey field" in grey[0].context
+    assert not grey[0].context.startswith("Figure")
+    assert close(at(grey[0].image, 0.5, 0.5), (128, 128, 128), tolerance=3)
+
+
+def test_repeated_logo_is_one_image_listing_every_page(figures: ParsedDocument) -> None:
+    logos = [image for image in figures.images if image.image.size == (120, 80)]
+    assert len(logos) == 1
+    assert logos[0].pages == [1, 2, 3]
+    assert close(at(logos[0].image, 0.25, 0.5), docgen.GREEN)
+    assert close(at(logos[0].image, 0.75, 0.5), docgen.BLUE)
+    assert len(figures.images) == 5
+
+
+def test_default_filter_drops_small_images(tmp_path: Path) -> None:
+    document = parse(
+        docgen.inline_image_pdf(tmp_path / "inline.pdf", tmp_path),
+        image_filter=ImageFilter(min_side=100),
+    )
+    assert document.images == []
+    assert document.filtered["too_small"] == 1
+
+
+def test_inline_image(tmp_path: Path) -> None:
+    document = parse(docgen.inline_image_pdf(tmp_path / "inline.pdf", tmp_path), image_filter=None)
+    assert "Inline picture test page" in document.pages[0].text
+    assert len(document.images) == 1
+    assert document.images[0].image.size == (80, 80)
+    assert close(at(document.images[0].image, 0.5, 0.5), docgen.RED)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("plain")
+    return docgen.text_pdf(work / "plain.pdf", ["alpha page one", "beta page two", "gamma three"])
+
+
+def test_aes256_encrypted_needs_the_password(plain: Path, tmp_path: Path) -> None:
+    locked = docgen.encrypted_pdf(tmp_path / "aes.pdf", plain, "secret", "AES-256")
+    with pytest.raises(ExtractionError, match="password required"):
+        parse(locked)
+    with pytest.raises(ExtractionError, match="wrong password"):
+        parse(locked, passwords=["nope"])
+    document = parse(locked, passwords=["nope", "secret"])
+    assert document.pages[1].text == "beta page two"
+
+
+def test_rc4_with_empty_user_password_opens_without_one(plain: Path, tmp_path: Path) -> None:
+    locked = docgen.encrypted_pdf(tmp_path / "rc4.pdf", plain, "", "RC4-128")
+    document = parse(locked)
+    assert [page.text for page in document.pages] == [
+        "alpha page one",
+        "beta page two",
+        "gamma three",
+    ]
+
+
+def test_page_limit(plain: Path) -> None:
+    document = parse(plain, limits=ExtractionLimits(max_pages=2))
+    assert [page.page for page in document.pages] == [1, 2]
+    assert document.page_count == 3
+    assert any("max_pages" in problem for problem in document.problems)
+
+
+def test_time_budget_overrun_is_an_error(plain: Path) -> None:
+    with pytest.raises(ExtractionError, match="time budget"):
+        parse(plain, limits=ExtractionLimits(time_budget_s=0.0))
+
+
+def test_image_bomb_is_refused_from_its_dictionary(tmp_path: Path) -> None:
+    document = parse(docgen.bomb_pdf(tmp_path / "bomb.pdf"), image_filter=None)
+    assert document.images == []
+    assert len(document.problems) == 1
+    assert "page 1 image Im0" in document.problems[0]
+    assert "100000x100000" in document.problems[0]
+    assert "not decoded" in document.problems[0]
+
+
+def test_image_count_limit(tmp_path: Path) -> None:
+    document = parse(
+        docgen.figures_pdf(tmp_path / "f.pdf", tmp_path),
+        limits=ExtractionLimits(max_images_per_document=2),
+        image_filter=None,
+    )
+    assert len(document.images) == 2
+    assert any("max_images_per_document=2" in problem for problem in document.problems)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "0-byte file"), (b"hello, I am text", "not a PDF"), (b"%PDF-1.7\n garbage", "broken")],
+)
+def test_unreadable_pdf_is_an_extraction_error(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.pdf"
+    path.write_bytes(content)
+    with pytest.raises(ExtractionError, match=reason) as caught:
+        parse(path)
+    message = str(caught.value)
+    assert message.count(str(path)) == 1, message
+    assert message.count("not a PDF / broken file") <= 1, message

@@ -1,0 +1,149 @@
+"""Fused linear kernels: each equals its eager expression, and the model is the same either way."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import shared_path
+
+from mrag.model import JinaClipModel, fused
+
+needs_onednn = pytest.mark.skipif(not fused._BF16, reason="no oneDNN bfloat16 on this machine")
+
+EAGER = {
+    "linear": lambda x, w, b, o: F.linear(x, w, b),
+    "linear_gelu": lambda x, w, b, o: F.gelu(F.linear(x, w, b)),
+    "linear_silu": lambda x, w, b, o: F.silu(F.linear(x, w, b)),
+    "linear_mul": lambda x, w, b, o: F.linear(x, w, b) * o,
+    "linear_add": lambda x, w, b, o: F.linear(x, w, b) + o,
+}
+
+
+def _call(name: str, x, w, b, other):
+    function = getattr(fused, name)
+    return function(x, w, b, other) if name in ("linear_mul", "linear_add") else function(x, w, b)
+
+
+def _operands(dtype: torch.dtype, shape: tuple[int, ...], bias: bool):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, 48, generator=generator).to(dtype)
+    weight = (torch.randn(40, 48, generator=generator) / 7).to(dtype)
+    b = torch.randn(40, generator=generator).to(dtype) if bias else None
+    other = torch.randn(*shape, 40, generator=generator).to(dtype)
+    return x, weight, b, other
+
+
+@pytest.mark.parametrize("name", sorted(EAGER))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(5,), (3, 7)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_each_kernel_equals_its_eager_expression(name, dtype, shape, bias) -> None:
+    x, weight, b, other = _operands(dtype, shape, bias)
+    with torch.inference_mode():
+        got = _call(name, x, weight, b, other)
+        want = EAGER[name](x, weight, b, other)
+    assert got.dtype == dtype and got.shape == want.shape
+    # float32: summation order only; bfloat16: the fused tail rounds once where eager rounds
+    # twice, so results may differ by a unit in the last place of bf16.
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got.float(), want.float(), atol=tolerance, rtol=tolerance)
+
+
+@needs_onednn
+def test_the_fused_path_is_taken_for_bf16_cpu_inference_only() -> None:
+    x, weight, _, _ = _operands(torch.bfloat16, (4,), bias=False)
+    with torch.inference_mode():
+        assert fused._applies(x, weight)
+        with fused.disabled():
+            assert not fused._applies(x, weight)
+        assert fused._applies(x, weight)
+        assert not fused._applies(x.float(), weight.float())  # float32 stays eager
+    trained = weight.clone().requires_grad_()
+    assert not fused._applies(x, trained)
+
+
+def test_gradients_flow_through_the_eager_fallback() -> None:
+    x, weight, b, _ = _operands(torch.float32, (4,), bias=True)
+    weight.requires_grad_()
+    fused.linear_mul(x, weight, b, fused.linear_gelu(x, weight, b)).sum().backward()
+    assert weight.grad is not None and torch.isfinite(weight.grad).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_model_outputs_are_the_same_with_and_without_fused_kernels(
+    tiny_checkpoint: Path, dtype: str
+) -> None:
+    model = JinaClipModel.from_pretrained(tiny_checkpoint, dtype=dtype)
+    ids = model.pad(model.tokenize(["a short one", "a longer text about figures " * 6, ""]))
+    size = model.config.vision.image_size
+    pixels = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def features() -> list[torch.Tensor]:
+        with torch.inference_mode():
+            text, image = model(input_ids=ids, pixel_values=pixels)
+        return [F.normalize(output.float(), dim=-1) for output in (text, image)]
+
+    with_fused = features()
+    with fused.disabled():
+        without = features()
+    tolerance = 1e-5 if dtype == "float32" else 5e-3
+    for a, b in zip(with_fused, without, strict=True):
+        torch.testing.assert_close(a, b, atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("use_fused", [True, False], ids=["fused", "eager"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "padded"])
+def test_golden_text_features_in_every_mode(use_fused: bool, packed: bool) -> None:
+    folder = shared_path("golden", "jina-clip-tiny")
+    expected = json.loads((folder / "expected.json").read_text())
+    model = JinaClipModel.from_pretrained(folder, dtype="float32")
+    model.text_model.transformer.pack_sequences = packed
+    cases = expected["texts"]
+    # One padded batch of all the golden texts, so that packing has sequences to pack.
+    batch = model.pad([model.tokenize([case["text"]])[0] for case in cases])
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        if not use_fused:
+            stack.enter_context(fused.disabled())
+        ours = model.get_text_features(batch).numpy()
+    for row, case in zip(ours, cases, strict=True):
+        np.testing.assert_allclose(row, np.asarray(case["features"]), atol=1e-4)
+
+
+# -- the allocator setting ----------------------------------------------------------------------
+
+
+def _allocator_result(**env: str) -> str:
+    code = "from mrag.model.allocator import keep_freed_memory as k; print(k(), k())"
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MALLOC_", "GLIBC_TUNABLES", "MRAG_KEEP"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
+    reason="glibc only",
+)
+def test_freed_memory_is_kept_unless_the_user_chose_otherwise() -> None:
+    assert _allocator_result() == "True True"
+    assert _allocator_result(MRAG_KEEP_FREED_MEMORY="0") == "False False"
+    assert _allocator_result(MALLOC_TRIM_THRESHOLD_="131072") == "False False"

@@ -18,7 +18,8 @@ from mrag.extract.read import parse
 from mrag.extract.worker import ParserProcess
 
 pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/task").is_dir(), reason="finds the worker process through /proc (Linux)"
+    not Path(f"/proc/self/task/{os.getpid()}/children").exists(),
+    reason="finds the worker process through /proc/.../children (Linux)",
 )
 
 

@@ -9,17 +9,6 @@ import pytest
 from mrag.model import JinaClipModel
 from mrag.testing import write_random_checkpoint
 
-#: ``../shared`` beside the repository: present on development machines, absent in a fresh clone.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under ``../shared``, skipping the calling test when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return path
-
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:

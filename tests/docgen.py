@@ -10,6 +10,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 RED = (255, 0, 0)
@@ -22,6 +23,23 @@ def solid(
 ) -> Image.Image:
     """A one-colour picture."""
     return Image.new(mode, size, color)
+
+
+def marked(color: str, size: tuple[int, int] = (120, 80), mark: int = 0) -> Image.Image:
+    """A flat picture with a sparse line of dots whose slope depends on ``mark``.
+
+    Pictures of the same colour but another ``mark`` differ, so they embed differently.
+    """
+    picture = Image.new("RGB", size, color)
+    for x in range(0, size[0], 7):
+        picture.putpixel((x, (x * (3 + mark)) % size[1]), (mark * 40 % 256, 0, 0))
+    return picture
+
+
+def noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """Random RGB pixels: they compress worst, the hard case for byte limits."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
 
 
 def halves(

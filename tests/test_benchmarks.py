@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package
+sys.path.insert(0, str(REPO))  # the benchmarks package
 
 from benchmarks import SECTIONS
 from benchmarks.run import main

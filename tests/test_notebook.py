@@ -6,9 +6,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import REPO
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
+NOTEBOOK = REPO / "notebooks" / "explore.ipynb"
 
 
 def test_explore_notebook_runs(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import docgen
 import pytest
 from PIL import Image
 
@@ -23,13 +24,6 @@ TEXTS = [
 ]
 
 
-def _picture(color: str, mark: int) -> Image.Image:
-    image = Image.new("RGB", (90, 60), color)
-    for x in range(0, 90, 5):
-        image.putpixel((x, (x * (2 + mark)) % 60), (0, 0, 0))
-    return image
-
-
 @pytest.fixture(scope="module")
 def store_dir(
     tiny_model: JinaClipModel, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
@@ -45,7 +39,7 @@ def store_dir(
         )
         for (source, page, text), vector in zip(TEXTS, vectors, strict=True)
     ]
-    images = [_picture("red", 0), _picture("blue", 1)]
+    images = [docgen.marked("red", (90, 60), 0), docgen.marked("blue", (90, 60), 1)]
     # A hostile source name: saved files must still land inside the chosen folder.
     sources = ["manual.pdf", "../../etc/evil name?.png"]
     for i, (image, vector) in enumerate(zip(images, embeddings.embed_image(images), strict=True)):

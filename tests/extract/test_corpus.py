@@ -14,13 +14,13 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import CORPUS
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
 
 from mrag.extract.document import ExtractionError, ExtractionLimits, ParsedDocument
 from mrag.extract.read import SUPPORTED_SUFFIXES, parse
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 # Generous per file: the slowest corpus file takes about 10 s on two cores.
 LIMITS = ExtractionLimits(time_budget_s=90.0, max_images_per_document=5000)
 PASSWORDS = {

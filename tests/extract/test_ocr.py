@@ -8,7 +8,7 @@ from pathlib import Path
 
 import docgen
 import pytest
-from conftest import shared_path
+from helpers import shared_path
 
 from mrag.extract.document import ExtractionError
 from mrag.extract.ocr import OcrSettings, OcrUnavailable, probe

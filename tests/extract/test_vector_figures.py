@@ -7,7 +7,7 @@ from pathlib import Path
 import docgen
 import pypdfium2 as pdfium
 import pytest
-from conftest import shared_path
+from helpers import shared_path
 
 from mrag.extract.document import ParsedDocument
 from mrag.extract.figures import ImageFilter

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from conftest import shared_path
+from helpers import shared_path
 
 from mrag.ingestion.pipeline import Pipeline
 from mrag.ingestion.run import ingest

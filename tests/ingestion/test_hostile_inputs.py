@@ -11,25 +11,22 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import docgen
 import pytest
+from helpers import REPO, run_python
 
 from mrag.extract.document import ExtractionError
 from mrag.extract.formats.archive import ArchiveLimits, check_archive
 from mrag.extract.read import parse
 from mrag.ingestion.progress import ConsoleProgress, format_summary
 from mrag.ingestion.run import ingest
-from mrag.ingestion.sources import display_path, native_name, portable_name, source_key
 from mrag.model import JinaClipModel
 from mrag.store import Store, StoreError, StoreSettings
 
-REPO = Path(__file__).resolve().parents[2]
 MARKER = "MRAG_SECRET_MARKER_7f3a9c"
 BAD_BYTES = os.fsdecode(b"badbytes_\xff\xfe.txt")
 
@@ -97,25 +94,6 @@ def _payloads(store_path: Path) -> list[dict]:
 def _ingest(paths: list, store_path: Path, model: JinaClipModel, **kwargs):
     with Store.open(StoreSettings(path=str(store_path))) as store:
         return ingest(paths, store=store, model=model, **kwargs)
-
-
-# -- pure logic --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name",
-    [BAD_BYTES, "plain.pdf", "back\\slash\\x41.txt", "\\\\", "x\udcff\\xff", "\ud800lone"],
-)
-def test_portable_names_are_json_safe_and_reversible(name: str) -> None:
-    portable = portable_name(name)
-    json.dumps(portable, ensure_ascii=False).encode("utf-8")  # encodable everywhere
-    assert native_name(portable) == name
-
-
-def test_display_paths_are_short_and_one_line(tmp_path: Path) -> None:
-    source = source_key(tmp_path / "docs" / "a\nb.md")
-    assert display_path(source, cwd=tmp_path) == "docs/a\\nb.md"
-    assert display_path(source, cwd=tmp_path / "elsewhere") == source.replace("\n", "\\n")
 
 
 # -- extraction --------------------------------------------------------------------------------
@@ -348,18 +326,6 @@ def test_a_store_of_another_dimension_stops_the_run_before_embedding(
 # -- as users run it ---------------------------------------------------------------------------
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kwargs):
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
-
-
 def _readme_ingest_snippet() -> str:
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
@@ -375,7 +341,7 @@ def test_the_readme_ingest_snippet_runs_as_a_script_without_a_main_guard(
     script.write_text(_readme_ingest_snippet())
     assert "__main__" not in script.read_text()
     env = {"MRAG_MODEL": str(tiny_checkpoint), "MRAG_QDRANT_PATH": str(tmp_path / "store")}
-    result = _run([str(script)], cwd=tmp_path, env=env)
+    result = run_python(str(script), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "'ingested': 1" in result.stdout and "'failed': 0" in result.stdout, result.stdout
 
@@ -450,7 +416,7 @@ def test_a_hub_id_without_the_hub_fails_fast_and_says_why(tmp_path: Path, offlin
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1" if offline else "0"}
     # Port 9 on loopback refuses at once, as an unreachable Hub does.
     env["HF_ENDPOINT"] = "http://127.0.0.1:9"
-    result = _run(["-c", code], tmp_path, env)
+    result = run_python("-c", code, cwd=tmp_path, env=env)
     seconds, message = result.stdout.split(" ", 1)
     assert float(seconds) < 2.0, result.stdout
     if offline:

@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import docgen
-import numpy as np
 import pytest
+from helpers import assert_same_contents, python_env, run_cli, store_contents
 from PIL import Image
 from qdrant_client import QdrantClient
 
@@ -25,25 +24,6 @@ from mrag.model import JinaClipModel
 from mrag.model.precision import cpu_dtype
 from mrag.store import Store, StoreError, StoreSettings
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def docs(tmp_path: Path) -> Path:
-    """A folder of real documents of every kind, plus a broken and an encrypted PDF."""
-    folder = tmp_path / "docs"
-    work = tmp_path / "work"
-    folder.mkdir()
-    work.mkdir()
-    docgen.figures_pdf(folder / "report.pdf", work)
-    docgen.markdown_file(folder / "notes.md")
-    docgen.write_image(folder / "photo.png", docgen.halves((200, 30, 30), (30, 30, 200)), "PNG")
-    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \n%%EOF")
-    plain = docgen.text_pdf(work / "plain.pdf", ["The secret plan is to embed everything."])
-    docgen.encrypted_pdf(folder / "locked.pdf", plain, "secret", "AES-256")
-    (folder / "ignored.xyz").write_text("not a supported type")
-    return folder
-
 
 def _store(path: Path) -> Store:
     return Store.open(StoreSettings(path=str(path)))
@@ -52,16 +32,6 @@ def _store(path: Path) -> Store:
 def _run(docs: Path, store_path: Path, model: JinaClipModel, **kwargs) -> object:
     with _store(store_path) as store:
         return ingest([docs], store=store, model=model, **kwargs)
-
-
-def _points(store_path: Path) -> dict[str, tuple[dict, list[float]]]:
-    with _store(store_path) as store:
-        points = {
-            found.id: (found.payload, next(iter(found.vectors.values())))
-            for found in store.iter_points(with_vectors=True)
-        }
-        sources = {record.source: record.content_hash for record in store.sources()}
-        return {"points": points, "sources": sources}  # type: ignore[return-value]
 
 
 def _by_source(state: dict, source_suffix: str) -> list[dict]:
@@ -89,7 +59,7 @@ def test_a_folder_goes_in_with_text_images_and_clear_failures(
     assert "encrypted" in outcomes["locked.pdf"].reason
     assert not report.ok
 
-    state = _points(tmp_path / "store")
+    state = store_contents(tmp_path / "store")
     report_points = _by_source(state, "report.pdf")
     texts = [p for p in report_points if p["metadata"]["modality"] == "text"]
     images = [p for p in report_points if p["metadata"]["modality"] == "image"]
@@ -117,7 +87,7 @@ def test_a_rerun_skips_unchanged_sources_without_loading_the_model(
     docs: Path, tmp_path: Path, tiny_model: JinaClipModel
 ) -> None:
     _run(docs, tmp_path / "store", tiny_model)
-    before = _points(tmp_path / "store")
+    before = store_contents(tmp_path / "store")
     # A model that cannot load proves the model is never needed for unchanged files.
     pipeline = Pipeline().override(model__name=str(tmp_path / "no-such-model"))
     with _store(tmp_path / "store") as store:
@@ -125,7 +95,7 @@ def test_a_rerun_skips_unchanged_sources_without_loading_the_model(
     statuses = {Path(o.source).name: o.status for o in report.files}
     assert statuses["report.pdf"] == statuses["notes.md"] == "unchanged"
     assert statuses["broken.pdf"] == "failed"
-    assert _points(tmp_path / "store")["points"].keys() == before["points"].keys()
+    assert store_contents(tmp_path / "store")["points"].keys() == before["points"].keys()
 
 
 def test_a_changed_source_is_replaced_with_no_stale_points(
@@ -138,11 +108,11 @@ def test_a_changed_source_is_replaced_with_no_stale_points(
     _run(
         docs, tmp_path / "store", tiny_model, pipeline=Pipeline().override(chunking__max_tokens=64)
     )
-    many = len(_by_source(_points(tmp_path / "store"), "notes.md"))
+    many = len(_by_source(store_contents(tmp_path / "store"), "notes.md"))
     (docs / "notes.md").write_text("# Notes\n\nNow it is short.")
     report = _run(docs, tmp_path / "store", tiny_model)
     assert {Path(o.source).name: o.status for o in report.files}["notes.md"] == "ingested"
-    after = _by_source(_points(tmp_path / "store"), "notes.md")
+    after = _by_source(store_contents(tmp_path / "store"), "notes.md")
     assert many > 3 and len(after) == 1
     assert after[0]["page_content"] == "Now it is short."
 
@@ -150,7 +120,7 @@ def test_a_changed_source_is_replaced_with_no_stale_points(
 def test_password_opens_the_encrypted_pdf(docs: Path, tmp_path: Path, tiny_model) -> None:
     report = _run(docs, tmp_path / "store", tiny_model, passwords=["wrong", "secret"])
     assert {Path(o.source).name: o.status for o in report.files}["locked.pdf"] == "ingested"
-    texts = _by_source(_points(tmp_path / "store"), "locked.pdf")
+    texts = _by_source(store_contents(tmp_path / "store"), "locked.pdf")
     assert "secret plan" in texts[0]["page_content"]
 
 
@@ -161,10 +131,10 @@ def test_prune_removes_sources_whose_files_are_gone(
     _run(Path("docs"), tmp_path / "store", tiny_model)
     (docs / "photo.png").unlink()
     report = _run(Path("docs"), tmp_path / "store", tiny_model)
-    assert _by_source(_points(tmp_path / "store"), "photo.png")  # kept without --prune
+    assert _by_source(store_contents(tmp_path / "store"), "photo.png")  # kept without --prune
     report = _run(Path("docs"), tmp_path / "store", tiny_model, prune=True)
     assert [o.path for o in report.files if o.status == "deleted"] == ["docs/photo.png"]
-    assert not _by_source(_points(tmp_path / "store"), "photo.png")
+    assert not _by_source(store_contents(tmp_path / "store"), "photo.png")
 
 
 def test_guard_rails_report_the_file_and_the_limit(docs: Path, tmp_path: Path, tiny_model) -> None:
@@ -174,7 +144,7 @@ def test_guard_rails_report_the_file_and_the_limit(docs: Path, tmp_path: Path, t
     # Over the page limit: the first pages go in and the report says what was left out.
     assert outcome.status == "ingested"
     assert any("max_pages" in problem for problem in outcome.problems)
-    state = _points(tmp_path / "store")
+    state = store_contents(tmp_path / "store")
     assert {p["metadata"]["page"] for p in _by_source(state, "report.pdf")} <= {1, 2}
 
     pipeline = Pipeline().override(limits__time_budget_s=1e-6)
@@ -182,26 +152,6 @@ def test_guard_rails_report_the_file_and_the_limit(docs: Path, tmp_path: Path, t
     outcome = next(o for o in report.files if o.source.endswith("report.pdf"))
     assert outcome.status == "failed" and outcome.path.endswith("report.pdf")
     assert "time budget" in outcome.reason
-
-
-def test_a_file_that_hangs_the_parser_is_stopped(tmp_path: Path) -> None:
-    from mrag.extract.document import ExtractionError, ExtractionLimits
-    from mrag.extract.figures import ImageFilter
-    from mrag.extract.worker import ParserProcess
-
-    pages = [f"Page {i} " + "word " * 200 for i in range(400)]
-    big = docgen.text_pdf(tmp_path / "big.pdf", pages)
-    small = docgen.text_pdf(tmp_path / "small.pdf", ["hello"])
-    with ParserProcess(
-        limits=ExtractionLimits(), image_filter=ImageFilter(), kill_after_s=0.05
-    ) as parser:
-        parser.submit(big)
-        with pytest.raises(ExtractionError, match=r"big\.pdf: over the time budget"):
-            parser.result()
-        parser.kill_after_s = 60
-        parser.submit(small)  # a fresh worker takes the next file
-        document, _ = parser.result()
-        assert "hello" in document.text
 
 
 def test_pipeline_file_equals_the_built_in_default_and_rejects_typos(
@@ -223,24 +173,11 @@ def test_pipeline_file_equals_the_built_in_default_and_rejects_typos(
 # -- the command line, as a user runs it -----------------------------------------------------------
 
 
-def _cli(*args: str, cwd: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "mrag", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
-
-
 def test_cli_ingest_json_stats_delete_and_exit_codes(
     docs: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     env = {"MRAG_MODEL": str(tiny_checkpoint), "MRAG_QDRANT_PATH": str(tmp_path / "store")}
-    result = _cli("ingest", "docs", "--json", cwd=tmp_path, env=env)
+    result = run_cli("ingest", "docs", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr  # broken.pdf and locked.pdf failed
     summary = json.loads(result.stdout)
     files = {f["path"]: f for f in summary["files"]}
@@ -250,24 +187,24 @@ def test_cli_ingest_json_stats_delete_and_exit_codes(
     assert summary["totals"]["ingested"] == 3 and summary["totals"]["failed"] == 2
     assert summary["dtype"] == str(cpu_dtype())  # the default is auto
 
-    result = _cli("ingest", "docs/report.pdf", "docs/notes.md", cwd=tmp_path, env=env)
+    result = run_cli("ingest", "docs/report.pdf", "docs/notes.md", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "0 ingested, 2 unchanged, 0 failed" in result.stdout
 
-    stats = json.loads(_cli("stats", "--json", cwd=tmp_path, env=env).stdout)
+    stats = json.loads(run_cli("stats", "--json", cwd=tmp_path, env=env).stdout)
     assert stats["sources"] == 3 and stats["image_points"] >= 4
     assert stats["auto_dtype"] == str(cpu_dtype())
 
-    result = _cli("delete", "docs/report.pdf", cwd=tmp_path, env=env)
+    result = run_cli("delete", "docs/report.pdf", cwd=tmp_path, env=env)
     assert result.returncode == 0 and "deleted docs/report.pdf" in result.stdout
-    after = json.loads(_cli("stats", "--json", cwd=tmp_path, env=env).stdout)
+    after = json.loads(run_cli("stats", "--json", cwd=tmp_path, env=env).stdout)
     assert after["sources"] == 2 and after["points"] < stats["points"]
-    assert _cli("delete", "docs/never.pdf", cwd=tmp_path, env=env).returncode == 1
+    assert run_cli("delete", "docs/never.pdf", cwd=tmp_path, env=env).returncode == 1
 
-    missing = _cli("ingest", "nowhere", cwd=tmp_path, env=env)
+    missing = run_cli("ingest", "nowhere", cwd=tmp_path, env=env)
     assert missing.returncode == 2 and missing.stderr.startswith("error: nowhere")
     assert "Traceback" not in missing.stderr
-    assert _cli("ingest", cwd=tmp_path, env=env).returncode == 2
+    assert run_cli("ingest", cwd=tmp_path, env=env).returncode == 2
 
 
 def test_a_second_writer_gets_a_clear_error(docs: Path, tmp_path: Path, tiny_checkpoint) -> None:
@@ -276,7 +213,7 @@ def test_a_second_writer_gets_a_clear_error(docs: Path, tmp_path: Path, tiny_che
     try:
         with pytest.raises(StoreError, match="in use by another process"):
             _store(tmp_path / "store")
-        result = _cli(
+        result = run_cli(
             "ingest",
             str(docs),
             "--model",
@@ -302,17 +239,17 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_same_store(
     args = ("ingest", "docs", "--max-tokens", "64", "--dtype", "float32")
 
     started = time.perf_counter()
-    clean = _cli(*args, "--qdrant-path", str(tmp_path / "clean"), cwd=tmp_path, env=env)
+    clean = run_cli(*args, "--qdrant-path", str(tmp_path / "clean"), cwd=tmp_path, env=env)
     duration = time.perf_counter() - started
     assert clean.returncode == 1, clean.stderr
-    expected = _points(tmp_path / "clean")
+    expected = store_contents(tmp_path / "clean")
 
     killed = 0
     for fraction in (0.4, 0.6, 0.8, 0.9):
         process = subprocess.Popen(
             [sys.executable, "-m", "mrag", *args, "--qdrant-path", str(tmp_path / "crashed")],
             cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            env=python_env(env),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -323,14 +260,9 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_same_store(
             killed += 1
         process.wait()
     assert killed >= 1
-    rerun = _cli(*args, "--qdrant-path", str(tmp_path / "crashed"), cwd=tmp_path, env=env)
+    rerun = run_cli(*args, "--qdrant-path", str(tmp_path / "crashed"), cwd=tmp_path, env=env)
     assert rerun.returncode == 1, rerun.stderr
-    actual = _points(tmp_path / "crashed")
-    assert actual["sources"] == expected["sources"]
-    assert actual["points"].keys() == expected["points"].keys()
-    for point_id, (payload, vector) in expected["points"].items():
-        assert actual["points"][point_id][0] == payload
-        np.testing.assert_allclose(actual["points"][point_id][1], vector, atol=1e-5)
+    assert_same_contents(store_contents(tmp_path / "crashed"), expected, atol=1e-5)
 
 
 def test_langchain_qdrant_reads_the_store(docs: Path, tmp_path: Path, tiny_model) -> None:

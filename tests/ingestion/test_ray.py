@@ -15,12 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import test_ingest
-from conftest import shared_path
+from helpers import (
+    assert_same_contents,
+    python_env,
+    run_cli,
+    run_python,
+    shared_path,
+    store_contents,
+)
 from qdrant_client import QdrantClient
-from test_ingest import REPO, _cli, _points
 
 from mrag.ingestion.pipeline import Pipeline
 from mrag.ingestion.run import IngestReport, ingest
@@ -28,9 +32,6 @@ from mrag.model import JinaClipModel
 from mrag.store import Store, StoreSettings
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'mrag[ray]'")
-
-#: The documents of the local run's tests, a broken and an encrypted PDF among them.
-docs = test_ingest.docs
 
 #: Real documents from ../shared/corpus: text PDFs, PDFs with images, a photo, a broken PDF.
 CORPUS_FILES = (
@@ -66,23 +67,6 @@ def _server_store(path: Path) -> Store:
     return Store.from_client(QdrantClient(path=str(path)), "mrag")
 
 
-def _contents(store: Store) -> dict:
-    """What ``test_ingest._points`` reads from an embedded store, from any store."""
-    points = {
-        found.id: (found.payload, next(iter(found.vectors.values())))
-        for found in store.iter_points(with_vectors=True)
-    }
-    return {"points": points, "sources": {r.source: r.content_hash for r in store.sources()}}
-
-
-def _assert_same_store(actual: dict, expected: dict) -> None:
-    assert actual["sources"] == expected["sources"]
-    assert actual["points"].keys() == expected["points"].keys()
-    for point_id, (payload, vector) in expected["points"].items():
-        assert actual["points"][point_id][0] == payload
-        np.testing.assert_allclose(actual["points"][point_id][1], vector, atol=1e-4)
-
-
 def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_unchanged(
     ray_address: str, docs: Path, tmp_path: Path, tiny_model: JinaClipModel, tiny_checkpoint: Path
 ) -> None:
@@ -113,7 +97,7 @@ def test_a_ray_run_stores_what_the_local_run_stores_and_each_sees_the_other_as_u
     assert broken.status == "failed" and broken.path.endswith("broken.pdf") and broken.reason
     assert broken.reason == next(o for o in local.files if o.source == broken.source).reason
     with _server_store(tmp_path / "server") as store:
-        _assert_same_store(_contents(store), _points(tmp_path / "local"))
+        assert_same_contents(store_contents(store), store_contents(tmp_path / "local"), atol=1e-4)
     assert distributed.timings["model_text"] > 0 and distributed.real_tokens > 0
 
     # Each run sees the other's sources as unchanged, without loading a model.
@@ -158,7 +142,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     process = subprocess.Popen(
         [sys.executable, "-m", "mrag", *args],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env=python_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -176,10 +160,10 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     finally:
         process.kill()
         process.wait()
-    half = _points(tmp_path / "crashed")
+    half = store_contents(tmp_path / "crashed")
     assert 4 <= len(half["sources"]) < 13
 
-    rerun = _cli(*args, "--json", cwd=tmp_path, env=env)
+    rerun = run_cli(*args, "--json", cwd=tmp_path, env=env)
     assert rerun.returncode == 1, rerun.stderr  # broken.pdf failed, the job did not
     summary = json.loads(rerun.stdout)
     statuses = {f["path"]: f["status"] for f in summary["files"]}
@@ -187,21 +171,16 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     assert summary["dtype"].startswith("float32")  # the actors' model, as the local run reports it
     assert summary["totals"]["ingested"] + summary["totals"]["unchanged"] == 13
     assert summary["totals"]["unchanged"] >= 4
-    _assert_same_store(_points(tmp_path / "crashed"), _points(tmp_path / "clean"))
+    assert_same_contents(
+        store_contents(tmp_path / "crashed"), store_contents(tmp_path / "clean"), atol=1e-4
+    )
 
 
 def test_ingest_without_ray_never_imports_ray(tmp_path: Path, tiny_checkpoint: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "note.txt").write_text("A short note about pumps.")
     env = {"MRAG_MODEL": str(tiny_checkpoint), "MRAG_QDRANT_PATH": str(tmp_path / "store")}
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "mrag", "ingest", "docs"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python("-X", "importtime", "-m", "mrag", "ingest", "docs", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     imported = {
         line.rsplit("|", 1)[1].strip()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_path
+from helpers import REPO, shared_path
 
 from mrag.model import JinaClipModel, fused
 
@@ -134,7 +134,7 @@ def _allocator_result(**env: str) -> str:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=REPO,
     )
     return done.stdout.strip()
 

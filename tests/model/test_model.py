@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from helpers import shared_path
 from PIL import Image
 
 from mrag.model import JinaClipConfig, JinaClipModel, fused

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from helpers import shared_path
 
 from mrag.ingestion.pipeline import Pipeline, PipelineError
 from mrag.model import JinaClipModel

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from conftest import shared_path
+from helpers import shared_path
 from qdrant_client import QdrantClient
 
 from mrag.ingestion.run import ingest

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import docgen
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
@@ -29,11 +30,6 @@ from mrag.retrieval.messages import (
 from mrag.retrieval.retriever import MultimodalRetriever
 from mrag.retrieval.vectorstore import MragVectorStore
 from mrag.store import Store, StoreSettings
-
-
-def noise(size: tuple[int, int]) -> Image.Image:
-    """Noise compresses badly: the worst case for the byte cap."""
-    return Image.effect_noise(size, 90).convert("RGB")
 
 
 class RecordMessages(BaseCallbackHandler):
@@ -62,7 +58,7 @@ def retriever(
         [{"source": "manual.pdf", "page": 4}, {"source": "manual.pdf", "page": 5}],
     )
     store.add_images(
-        [noise((1000, 800)), Image.new("RGB", (200, 100), "red")],
+        [docgen.noise((1000, 800)), Image.new("RGB", (200, 100), "red")],
         [{"source": "manual.pdf", "page": 4}, {"source": "logo.png"}],
         captions=["figure 2: pump wiring", "a red logo"],
     )
@@ -112,7 +108,7 @@ async def test_chain_async(retriever: MultimodalRetriever) -> None:
 
 def test_shrink_image_respects_both_caps() -> None:
     buffer = io.BytesIO()
-    noise((900, 700)).save(buffer, format="PNG")
+    docgen.noise((900, 700)).save(buffer, format="PNG")
     mime_type, data = shrink_image(buffer.getvalue(), max_side=768, max_bytes=40_000)
     image = Image.open(io.BytesIO(data))
     assert max(image.size) < 768  # had to go below the side cap to meet the byte cap

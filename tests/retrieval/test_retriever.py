@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import docgen
 import pytest
+from helpers import open_backend
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_tests.integration_tests import RetrieversIntegrationTests
@@ -18,7 +20,7 @@ from qdrant_client import QdrantClient, models
 from mrag.model import JinaClipModel
 from mrag.model.embeddings import JinaClipEmbeddings
 from mrag.retrieval.retriever import FusionSettings, Hit, MultimodalRetriever, fuse, split_filter
-from mrag.store import Store, StoreError, StoreSettings, point_id
+from mrag.store import Store, StoreError, point_id
 from mrag.store.payload import RENDITION_MAX_SIDE, image_payload, make_point, text_payload
 
 CHUNKS = [
@@ -30,14 +32,6 @@ CHUNKS = [
     ("notes.txt", 3, "the red flower and the green tree by the water"),
 ]
 COLORS = ["red", "blue", "green", "yellow", "purple"]
-
-
-def picture(color: str, size: tuple[int, int] = (120, 80), mark: int = 0) -> Image.Image:
-    """A flat picture with a few marks, so that different pictures embed differently."""
-    image = Image.new("RGB", size, color)
-    for x in range(0, size[0], 7):
-        image.putpixel((x, (x * (3 + mark)) % size[1]), (mark * 40 % 256, 0, 0))
-    return image
 
 
 def build_sample(store: Store, embeddings: JinaClipEmbeddings) -> dict[str, Any]:
@@ -63,7 +57,7 @@ def build_sample(store: Store, embeddings: JinaClipEmbeddings) -> dict[str, Any]
         )
         for (source, page, text), vector in zip(CHUNKS, text_vectors, strict=True)
     ]
-    images = [picture(color, mark=i) for i, color in enumerate(COLORS)]
+    images = [docgen.marked(color, mark=i) for i, color in enumerate(COLORS)]
     image_vectors = embeddings.embed_image(images)
     for i, (image, vector) in enumerate(zip(images, image_vectors, strict=True)):
         source = "report.pdf" if i < 3 else "photos/album.pdf"
@@ -84,13 +78,6 @@ def build_sample(store: Store, embeddings: JinaClipEmbeddings) -> dict[str, Any]
 @pytest.fixture(scope="module")
 def embeddings(tiny_model: JinaClipModel, tiny_checkpoint: Path) -> JinaClipEmbeddings:
     return JinaClipEmbeddings(tiny_checkpoint, model=tiny_model)
-
-
-def open_backend(kind: str, folder: Path, collection: str) -> Store:
-    """The embedded default (Qdrant Edge), or the server code path on qdrant-client's local mode."""
-    if kind == "edge":
-        return Store.open(StoreSettings(path=str(folder / "edge"), collection=collection))
-    return Store.from_client(QdrantClient(path=str(folder / "local")), collection)
 
 
 @pytest.fixture(scope="module", params=["edge", "local"])
@@ -185,7 +172,7 @@ def test_image_hits_carry_a_decodable_capped_image(
 ) -> None:
     store = open_backend("edge", tmp_path, "big")
     store.ensure_collection(embeddings.dimension)
-    big = picture("orange", size=(1600, 900))
+    big = docgen.marked("orange", size=(1600, 900))
     [vector] = embeddings.embed_image([big])
     store.upsert(
         [
@@ -353,7 +340,7 @@ def test_modality_gap_rrf_keeps_the_image_raw_scores_bury_it() -> None:
     for i, score in enumerate([0.30, 0.10, 0.09]):
         vector = _unit(score, 0.0, (1 - score**2) ** 0.5, 0.0)
         payload = image_payload(
-            f"figure {i}", picture("red", mark=i), {"source": "doc.pdf", "page": 20 + i}
+            f"figure {i}", docgen.marked("red", mark=i), {"source": "doc.pdf", "page": 20 + i}
         )
         points.append(make_point("doc.pdf", "image", i, vector, payload))
     store.upsert(points)

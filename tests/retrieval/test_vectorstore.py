@@ -8,27 +8,19 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docgen
 import pytest
+from helpers import open_backend
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStoreRetriever
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from PIL import Image
-from qdrant_client import QdrantClient
 
 from mrag.model import JinaClipModel
 from mrag.model.embeddings import JinaClipEmbeddings
 from mrag.retrieval.retriever import MultimodalRetriever
 from mrag.retrieval.vectorstore import HIDDEN_KEY, MragVectorStore, qdrant_point_id
-from mrag.store import Store, StoreSettings
-
-
-def open_backend(kind: str, folder: Path, collection: str) -> Store:
-    """The embedded default (Qdrant Edge), or the server code path on qdrant-client."""
-    if kind == "edge":
-        return Store.open(StoreSettings(path=str(folder / "edge"), collection=collection))
-    if kind == "local":
-        return Store.from_client(QdrantClient(path=str(folder / "local")), collection)
-    return Store.from_client(QdrantClient(location=":memory:"), collection)
+from mrag.store import Store
 
 
 class TestMragVectorStoreStandard(VectorStoreIntegrationTests):
@@ -57,17 +49,10 @@ def store(
     backend.close()
 
 
-def _picture(color: str, size: tuple[int, int] = (96, 64)) -> Image.Image:
-    image = Image.new("RGB", size, color)
-    for x in range(0, size[0], 8):
-        image.putpixel((x, x % size[1]), (0, 0, 0))
-    return image
-
-
 def test_texts_and_images_share_the_collection(store: MragVectorStore) -> None:
     text_ids = store.add_texts(["a red house", "a blue car"], [{"source": "a.txt"}, {}])
     image_ids = store.add_images(
-        [_picture("red"), _picture("blue")],
+        [docgen.marked("red"), docgen.marked("blue")],
         [{"source": "red.png"}, {"source": "blue.png"}],
         captions=["red square", "blue square"],
     )
@@ -80,7 +65,7 @@ def test_texts_and_images_share_the_collection(store: MragVectorStore) -> None:
     assert "modality" not in red.metadata  # added by mrag, hidden from the caller
     assert red.metadata["mime_type"] in ("image/png", "image/jpeg")
     decoded = Image.open(io.BytesIO(base64.b64decode(red.metadata["image_base64"])))
-    assert decoded.size == (96, 64)
+    assert decoded.size == (120, 80)
 
 
 def test_ids_are_content_derived_and_idempotent(store: MragVectorStore) -> None:
@@ -91,7 +76,7 @@ def test_ids_are_content_derived_and_idempotent(store: MragVectorStore) -> None:
     assert store.store.count() == 1
     other = store.add_texts(["same text"], [{"k": 2}])  # other metadata: another point
     assert other != first
-    images = store.add_images([_picture("green")]) + store.add_images([_picture("green")])
+    images = store.add_images([docgen.marked("green")]) + store.add_images([docgen.marked("green")])
     assert images[0] == images[1]
 
 
@@ -147,7 +132,7 @@ def test_add_documents_and_from_texts(embeddings: JinaClipEmbeddings) -> None:
 
 def test_as_retriever_is_multimodal_by_default(store: MragVectorStore) -> None:
     store.add_texts(["one", "two", "three"])
-    store.add_images([_picture("red")], captions=["a red picture"])
+    store.add_images([docgen.marked("red")], captions=["a red picture"])
     retriever = store.as_retriever(search_kwargs={"k": 2})
     assert isinstance(retriever, MultimodalRetriever)
     docs = retriever.invoke("one")
@@ -160,7 +145,7 @@ def test_as_retriever_is_multimodal_by_default(store: MragVectorStore) -> None:
 
 
 async def test_async_images(store: MragVectorStore) -> None:
-    [image_id] = await store.aadd_images([_picture("yellow")], [{"source": "y.png"}])
+    [image_id] = await store.aadd_images([docgen.marked("yellow")], [{"source": "y.png"}])
     docs = await store.aget_by_ids([image_id])
     assert docs[0].metadata["source"] == "y.png"
 
@@ -171,7 +156,7 @@ def test_add_images_needs_image_embeddings() -> None:
     fake = DeterministicFakeEmbedding(size=4)
     store = MragVectorStore(Store.memory("x"), embeddings=fake)
     with pytest.raises(TypeError, match="embed_image"):
-        store.add_images([_picture("red")])
+        store.add_images([docgen.marked("red")])
 
 
 def test_max_marginal_relevance(store: MragVectorStore) -> None:
@@ -190,17 +175,21 @@ def test_max_marginal_relevance(store: MragVectorStore) -> None:
 
 
 def test_similarity_search_by_image(store: MragVectorStore) -> None:
-    [red, blue] = store.add_images([_picture("red"), _picture("blue")], captions=["r", "b"])
+    [red, blue] = store.add_images(
+        [docgen.marked("red"), docgen.marked("blue")], captions=["r", "b"]
+    )
     store.add_texts(["a sentence"])
-    hits = store.similarity_search_by_image(_picture("blue"), k=1)
+    hits = store.similarity_search_by_image(docgen.marked("blue"), k=1)
     assert hits[0].id == blue
-    images = store.similarity_search_by_image(_picture("red"), k=5, filter={"modality": "image"})
+    images = store.similarity_search_by_image(
+        docgen.marked("red"), k=5, filter={"modality": "image"}
+    )
     assert {doc.id for doc in images} == {red, blue}
 
 
 def test_delete_without_ids_empties_the_collection(store: MragVectorStore) -> None:
     store.add_texts(["one", "two"])
-    store.add_images([_picture("red")])
+    store.add_images([docgen.marked("red")])
     assert store.store.count() == 3
     store.delete()
     assert store.store.count() == 0 and store.similarity_search("one") == []

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import io
 import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -22,11 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import docgen
 import httpx
 import numpy as np
 import openai
 import pytest
 import uvicorn
+from helpers import python_env
 from PIL import Image
 
 from mrag.model import JinaClipModel
@@ -68,15 +69,6 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
-
-
-def noise_image(size: int, seed: int) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    return Image.fromarray(pixels, mode="RGB")
-
-
-def solid_image(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> Image.Image:
-    return Image.new("RGB", size, color)
 
 
 @contextlib.contextmanager
@@ -121,9 +113,9 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 @pytest.fixture(scope="module")
 def images() -> dict[str, Image.Image]:
     return {
-        "red": solid_image((220, 20, 20)),
-        "blue": solid_image((20, 40, 220), (48, 64)),
-        "noise": noise_image(80, seed=1),
+        "red": docgen.solid((220, 20, 20), (64, 48)),
+        "blue": docgen.solid((20, 40, 220), (48, 64)),
+        "noise": docgen.noise((80, 80), seed=1),
     }
 
 
@@ -337,8 +329,8 @@ def test_health_is_open_and_counts(server):
 
 
 def _bad_requests(images: dict) -> list[tuple[str, Any, int, str | None]]:
-    big_noise = noise_image(300, seed=2)  # ~270 kB of PNG: over the 200 kB image limit
-    wide = solid_image((1, 2, 3), (1200, 1000))  # 1.2 Mpx, a few kB: over the pixel limit
+    big_noise = docgen.noise((300, 300), seed=2)  # ~270 kB of PNG: over the 200 kB image limit
+    wide = docgen.solid((1, 2, 3), (1200, 1000))  # 1.2 Mpx, a few kB: over the pixel limit
     return [
         ("invalid base64", [{"image": "not*base64!"}], 400, "invalid_base64"),
         (
@@ -751,7 +743,7 @@ def cli_server(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     folder = tmp_path_factory.mktemp("cli")
-    env = {**os.environ, "MRAG_API_KEY": "from-env"}
+    env = python_env({"MRAG_API_KEY": "from-env"})
     command = [
         sys.executable,
         "-m",

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BACKENDS, open_backend, run_python
 from PIL import Image
-from qdrant_client import QdrantClient
 
 from mrag.store import (
     POINT_NAMESPACE,
@@ -32,18 +30,6 @@ from mrag.store.payload import (
     make_point,
     text_payload,
 )
-
-#: Every backend the rules must hold on: the embedded default, and the server code path
-#: through qdrant-client's local mode (on disk) and in memory.
-BACKENDS = ["edge", "local", "memory"]
-
-
-def open_backend(kind: str, folder: Path, collection: str = "docs") -> Store:
-    if kind == "edge":
-        return Store.open(StoreSettings(path=str(folder / "edge-store"), collection=collection))
-    if kind == "local":
-        return Store.from_client(QdrantClient(path=str(folder / "local-store")), collection)
-    return Store.from_client(QdrantClient(":memory:"), collection)
 
 
 def _record(source: str, digest: str, points: int) -> SourceRecord:
@@ -150,9 +136,7 @@ def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
             "except StoreInUseError as exc:\n"
             "    print(exc); sys.exit(3)\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-        )
+        result = run_python("-c", code, timeout=60)
         assert result.returncode == 3, result.stderr
         assert "in use by another process" in result.stdout
         with pytest.raises(StoreInUseError, match="in use by another process"):

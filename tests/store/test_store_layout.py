@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 from qdrant_client import QdrantClient, models
 
 from mrag.ingestion.run import ingest
@@ -23,21 +21,8 @@ from mrag.store import (
 )
 from mrag.testing import write_random_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 #: The model a store was built with in these tests: another dimension than the tiny one.
 OTHER = ModelRecord("jinaai/jina-clip-v1", "ceb3e44ca4d6", 768, "0123456789abcdef")
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "mrag", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture
@@ -101,7 +86,7 @@ def test_cli_names_both_models(
         (("query", "prime the pump"), 2),
         (("serve", "--port", "0"), 2),
     ):
-        result = _cli(*args, *where, cwd=tmp_path)
+        result = run_cli(*args, *where, cwd=tmp_path)
         assert result.returncode == code, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert "was built with jinaai/jina-clip-v1@ceb3e44ca4d6 (768-d)" in result.stderr
@@ -133,7 +118,7 @@ def test_an_old_layout_store_says_what_to_do(tmp_path: Path) -> None:
     _old_local_store(tmp_path / "store")
     with pytest.raises(OldLayoutError, match=r"old layout.*mrag migrate --qdrant-path"):
         Store.open(StoreSettings(path=str(tmp_path / "store")))
-    result = _cli("stats", "--qdrant-path", str(tmp_path / "store"), cwd=tmp_path)
+    result = run_cli("stats", "--qdrant-path", str(tmp_path / "store"), cwd=tmp_path)
     assert result.returncode != 0 and "mrag migrate" in result.stderr
     assert "Traceback" not in result.stderr
 

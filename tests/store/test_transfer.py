@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from qdrant_client import QdrantClient, models
 
 from mrag.store import (
@@ -23,7 +21,6 @@ from mrag.store import (
 from mrag.store.payload import make_point, text_payload
 from mrag.store.transfer import export_store
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = ModelRecord("some/model", "abc", 8, "f00d")
 WORDS = ["pump", "valve", "wiring", "pressure", "filter", "motor", "sensor", "relay"]
 
@@ -121,14 +118,7 @@ def test_migrate_re_indexes_the_old_layout_in_place(tmp_path: Path) -> None:
     vectors = _legacy_store(folder, 40)
     with pytest.raises(OldLayoutError):
         Store.open(StoreSettings(path=str(folder)))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-m", "mrag", "migrate", "--qdrant-path", str(folder), "--model", "x/y"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    result = run_cli("migrate", "--qdrant-path", str(folder), "--model", "x/y")
     assert result.returncode == 0, result.stderr
     assert "migrated 40 points and 1 sources" in result.stdout
     with Store.open(StoreSettings(path=str(folder))) as store:

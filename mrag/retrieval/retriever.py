@@ -205,7 +205,7 @@ def split_filter(
 
     A mapping holds ``{metadata key: value}`` pairs (a list value matches any of its items); its
     ``modality`` entry picks which modalities are searched; a ``source`` is a path as the user
-    types it or a bare file name (:func:`~mrag.store.base.source_condition`). A
+    types it or a bare file name (:func:`~mrag.store.filters.source_condition`). A
     :class:`mrag.store.Filter` or a ``qdrant_client.models.Filter`` is used as given and both
     modalities are searched (one that matches nothing simply returns nothing).
     """

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from mrag.images import to_rgb
-from mrag.store import Point, point_id
+from mrag.store.types import Point, point_id
 
 #: Longest side of the image rendition stored in each image point.
 RENDITION_MAX_SIDE = 1024

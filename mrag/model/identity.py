@@ -24,6 +24,8 @@ from mrag.model.hub import (
     resolve_checkpoint,
 )
 
+#: Where a :class:`ModelChoice` came from.
+GIVEN, STORE, DEFAULT = "given", "store", "default"
 #: Bytes read from each end of a weights file for its fingerprint.
 _FINGERPRINT_BYTES = 1 << 20
 
@@ -137,3 +139,35 @@ class ModelRecord:
             f"the store was built with {self.describe()}, and that checkpoint folder is gone; "
             "pass the same model (--model/MRAG_MODEL)"
         )
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model to load, and why: ``origin`` is :data:`GIVEN` (an argument or
+    ``MRAG_MODEL``), :data:`STORE` (the model the store records) or :data:`DEFAULT`."""
+
+    name: str
+    revision: str | None
+    origin: str
+
+    def describe(self) -> str:
+        """The choice for a message: ``the store's model /ckpt``, ``jinaai/jina-clip-v1``."""
+        return f"the store's model {self.name}" if self.origin == STORE else self.name
+
+
+def choose_model(
+    given: str | os.PathLike[str] | None, revision: str | None, recorded: ModelRecord | None
+) -> ModelChoice:
+    """The model to embed with: the one ``given`` (else ``MRAG_MODEL``); else the one the store
+    records (``recorded``, see :meth:`ModelRecord.checkpoint`); else jina-clip-v1.
+
+    Raises :class:`~mrag.model.CheckpointError` naming the recorded model when the store's
+    model is wanted but cannot be found.
+    """
+    named = str(given) if given else os.environ.get("MRAG_MODEL") or None
+    if named:
+        return ModelChoice(named, revision, GIVEN)
+    if recorded is not None and recorded.name:
+        name, recorded_revision = recorded.checkpoint()
+        return ModelChoice(name, revision or recorded_revision, STORE)
+    return ModelChoice(HUB_MODEL_ID, revision, DEFAULT)

@@ -128,7 +128,8 @@ class MragVectorStore(VectorStore):
         model: str | None = None,
     ) -> MragVectorStore:
         """The vector store an app wants in one line: the store from arguments or the
-        environment (``./.mrag/qdrant`` by default) and jina-clip-v1 (or ``model``/``MRAG_MODEL``).
+        environment (``./.mrag/qdrant`` by default) and ``model`` (or ``MRAG_MODEL``), else the
+        model the store records, else jina-clip-v1.
         """
         from mrag.retrieval.retriever import open_default
 

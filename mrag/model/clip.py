@@ -15,7 +15,7 @@ from mrag.images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from mrag.model.allocator import keep_freed_memory
 from mrag.model.checkpoint import load_state_dict_strict
 from mrag.model.config import JinaClipConfig
-from mrag.model.device import resolve_device
+from mrag.model.device import AUTO_DEVICE, resolve_device
 from mrag.model.hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
 from mrag.model.precision import AUTO, DtypeChoice, choose_dtype
 from mrag.model.processing import preprocess_images
@@ -51,7 +51,7 @@ class JinaClipModel(nn.Module):
         name_or_path: str | os.PathLike[str] = HUB_MODEL_ID,
         *,
         revision: str | None = None,
-        device: str | torch.device | None = None,
+        device: str | torch.device | None = AUTO_DEVICE,
         dtype: torch.dtype | str | None = AUTO,
     ) -> JinaClipModel:
         """Load a checkpoint folder, or ``jinaai/jina-clip-v1`` from the Hugging Face Hub.

@@ -25,7 +25,7 @@ def load_shared_model(
     name_or_path: str | os.PathLike[str] = HUB_MODEL_ID,
     *,
     revision: str | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = AUTO_DEVICE,
     dtype: torch.dtype | str | None = AUTO,
 ) -> JinaClipModel:
     """Load a model once per (checkpoint, revision, device, dtype) and share it.

@@ -1,4 +1,4 @@
-"""Turning embedded chunks and images into Qdrant points with langchain-qdrant payloads.
+"""Turning embedded chunks and images into store points with langchain-qdrant payloads.
 
 Every point's payload is ``{"page_content": str, "metadata": {...}}``. Metadata always holds
 ``modality`` ("text" or "image"), ``source``, ``page`` (first page, or None), ``pages`` and

@@ -64,6 +64,7 @@ class Store(ABC):
         self.close()
 
     def describe(self) -> str:
+        """The store for messages: its collection and where it lives."""
         return f"{self.collection} @ {self.location}"
 
     # -- layout ----------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Store(ABC):
 
     @property
     def dimension(self) -> int | None:
+        """The vector size of the store, or None for a store not created yet."""
         layout = self.layout()
         return layout.model.dimension if layout else None
 
@@ -161,6 +163,7 @@ class Store(ABC):
     def iter_points(
         self, filter: Filter | None = None, *, with_payload: bool = True, with_vectors: bool = False
     ) -> Iterator[Found]:
+        """Every point matching ``filter``, page by page (see :meth:`scroll`)."""
         offset = None
         while True:
             page, offset = self.scroll(

@@ -109,7 +109,7 @@ def model_for(args: argparse.Namespace, recorded: ModelRecord | None) -> ModelCh
         choice = choose_model(args.model, args.revision, recorded)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
-    if choice.origin == STORE:
+    if choice.origin == STORE and not choice.builtin:
         print(f"using {choice.describe()}", file=sys.stderr)
     return choice
 

@@ -277,7 +277,7 @@ def _with_store_model(pipeline: Pipeline, store: Store, report: IngestReport) ->
     if section.name != HUB_MODEL_ID or section.revision or os.environ.get("MRAG_MODEL"):
         return pipeline
     choice = choose_model(None, None, store.model if store.exists() else None)
-    if choice.origin != STORE:
+    if choice.origin != STORE or choice.builtin:
         return pipeline
     report.notices.append(f"embedding with {choice.describe()}")
     return pipeline.override(model__name=choice.name, model__revision=choice.revision)

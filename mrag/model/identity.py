@@ -150,6 +150,11 @@ class ModelChoice:
     revision: str | None
     origin: str
 
+    @property
+    def builtin(self) -> bool:
+        """Whether this is jina-clip-v1 at the pinned revision, the model mrag uses anyway."""
+        return self.name == HUB_MODEL_ID and self.revision in (None, DEFAULT_REVISION)
+
     def describe(self) -> str:
         """The choice for a message: ``the store's model /ckpt``, ``jinaai/jina-clip-v1``."""
         return f"the store's model {self.name}" if self.origin == STORE else self.name

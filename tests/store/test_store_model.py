@@ -157,3 +157,12 @@ def test_choose_model_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     gone = ModelRecord(str(tmp_path / "gone"), None, 64)
     with pytest.raises(CheckpointError, match=rf"built with {tmp_path / 'gone'} \(64-d\)"):
         choose_model(None, None, gone)
+
+
+def test_only_another_model_than_the_builtin_is_worth_saying() -> None:
+    from mrag.model import DEFAULT_REVISION, HUB_MODEL_ID
+
+    pinned = choose_model(None, None, ModelRecord(HUB_MODEL_ID, DEFAULT_REVISION, 768))
+    assert pinned.origin == STORE and pinned.builtin
+    assert not choose_model(None, None, ModelRecord(HUB_MODEL_ID, "main", 768)).builtin
+    assert not choose_model(None, None, ModelRecord("owner/model", None, 768)).builtin

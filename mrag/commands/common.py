@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from mrag.model.hub import HUB_MODEL_ID
 from mrag.model.precision import DTYPE_CHOICES
 
 if TYPE_CHECKING:
+    from mrag.model.identity import ModelChoice, ModelRecord
     from mrag.store import StoreSettings
 
 EXIT_OK = 0
@@ -31,7 +33,7 @@ def check_device(device: str | None) -> None:
     Checked before anything loads, so ``--device cuda`` on a CPU-only build is one line, not a
     traceback from deep inside torch.
     """
-    if not device or device == "cpu":
+    if not device or device in ("cpu", "auto"):
         return
     import torch
 
@@ -55,7 +57,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help=f"checkpoint folder or Hub id (env MRAG_MODEL; default {HUB_MODEL_ID})",
     )
     group.add_argument("--revision", default=None, help="Hub revision (default: the pinned one)")
-    group.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+    group.add_argument(
+        "--device",
+        default=None,
+        help="torch device: auto (default: CUDA when there is a GPU, else the CPU), cpu, cuda",
+    )
     group.add_argument(
         "--dtype",
         default=None,
@@ -93,23 +99,40 @@ def store_settings(args: argparse.Namespace) -> StoreSettings:
     )
 
 
-def store_model_problem(settings: StoreSettings, name: str, revision: str | None) -> str | None:
-    """Why the store cannot serve queries embedded by model ``name`` (another model built it,
-    or it cannot be opened), or None when it can or does not exist yet."""
+def model_for(args: argparse.Namespace, recorded: ModelRecord | None) -> ModelChoice:
+    """The model a command loads for a store that records ``recorded``: ``--model``, else
+    ``MRAG_MODEL``, else the store's own model (said on stderr), else jina-clip-v1."""
+    from mrag.model import CheckpointError
+    from mrag.model.identity import STORE, choose_model
+
+    try:
+        choice = choose_model(args.model, args.revision, recorded)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    if choice.origin == STORE and not choice.builtin:
+        print(f"using {choice.describe()}", file=sys.stderr)
+    return choice
+
+
+def model_for_store(args: argparse.Namespace, settings: StoreSettings) -> ModelChoice:
+    """The model to serve the store of ``settings`` with (see :func:`model_for`), checked to
+    be the one that built it. Raises :class:`UsageError` when it cannot serve the store."""
     from mrag.model import CheckpointError, ConfigError
     from mrag.store import ModelRecord, Store, StoreError, StoreInUseError
 
     try:
         with Store.open(settings) as store:
-            if store.exists():
-                store.check_model(ModelRecord.of_checkpoint(name, revision))
+            recorded = store.model if store.exists() else None
+            choice = model_for(args, recorded)
+            if recorded is not None:
+                # A checkpoint that cannot be read is reported when the model loads.
+                with contextlib.suppress(CheckpointError, ConfigError):
+                    store.check_model(ModelRecord.of_checkpoint(choice.name, choice.revision))
     except StoreInUseError:
-        return None  # searched later, once the writer is done
-    except (CheckpointError, ConfigError):
-        return None  # loading the model says what is wrong with it
+        return model_for(args, None)  # searched later, once the writer is done
     except StoreError as exc:
-        return str(exc)
-    return None
+        raise UsageError(str(exc)) from None
+    return choice
 
 
 def error(message: str) -> None:

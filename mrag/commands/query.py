@@ -25,7 +25,7 @@ from mrag.commands.common import (
     add_store_options,
     check_device,
     error,
-    model_name,
+    model_for,
     store_settings,
 )
 
@@ -246,9 +246,10 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
         try:
             # Checked before the model loads: a mismatch would only rank noise.
-            store.check_model(ModelRecord.of_checkpoint(model_name(args), args.revision))
+            choice = model_for(args, store.model)
+            store.check_model(ModelRecord.of_checkpoint(choice.name, choice.revision))
             embeddings = JinaClipEmbeddings(
-                model_name(args), revision=args.revision, device=args.device, dtype=args.dtype
+                choice.name, revision=choice.revision, device=args.device, dtype=args.dtype
             )
         except StoreError as exc:
             error(str(exc))

@@ -9,14 +9,11 @@ import sys
 
 from mrag.commands.common import (
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
     add_model_options,
     add_store_options,
     check_device,
-    error,
-    model_name,
-    store_model_problem,
+    model_for_store,
     store_settings,
 )
 from mrag.server import limits as defaults
@@ -160,14 +157,11 @@ def run(args: argparse.Namespace) -> int:
         )
 
     check_device(args.device)
-    name = model_name(args)
     settings = store_settings(args)
-    problem = store_model_problem(settings, name, args.revision)
-    if problem is not None:
-        error(problem)
-        return EXIT_USAGE
+    choice = model_for_store(args, settings)
+    name = choice.name
     print(f"loading {name} ...", file=sys.stderr)
-    model = load_shared_model(name, revision=args.revision, device=args.device, dtype=args.dtype)
+    model = load_shared_model(name, revision=choice.revision, device=args.device, dtype=args.dtype)
     print(f"computing in {model.dtype_choice} on {model.device}", file=sys.stderr)
     config = ServerConfig(
         model_names=default_model_names(name, args.served_model_name),

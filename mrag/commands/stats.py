@@ -17,10 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrag.model.precision import cpu_dtype
+    from mrag.model.device import resolve_device
+    from mrag.model.precision import auto_dtype
     from mrag.store import Store, StoreError
 
     settings = store_settings(args)
+    device = resolve_device(None)
     try:
         store = Store.open(settings)
     except StoreError as exc:
@@ -40,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
             "needs_optimize": store.needs_optimize(),
             "sources": len(sources),
             "pages": sum(record.pages for record in sources),
-            # What ingest and query compute in here by default (dtype auto, on the CPU).
-            "auto_dtype": str(cpu_dtype()),
+            # Where ingest and query compute by default here (device and dtype "auto").
+            "device": device,
+            "auto_dtype": str(auto_dtype(device)),
         }
         if args.sources:
             info["source_list"] = [record.__dict__ for record in sources]
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     print(f"store:   {info['store']}")
-    print(f"dtype:   {info['auto_dtype']}")
+    print(f"compute: {info['auto_dtype']} on {info['device']}")
     if not info["collection_exists"]:
         print("empty: nothing ingested yet (run `python -m mrag ingest PATH`)")
         return EXIT_OK

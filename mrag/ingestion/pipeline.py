@@ -93,7 +93,7 @@ class OcrSection:
 class ModelSection:
     name: str = HUB_MODEL_ID
     revision: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
     dtype: str = AUTO
     batch_size: int = 32
 

@@ -321,7 +321,8 @@ class _ModelActor:
         stats = _BatchStats(run.timings, report.real_tokens, report.padded_tokens)
         stats.embedded = events.embedded_calls
         if self.embedder.loaded is not None:
-            stats.dtype = str(self.embedder.loaded.dtype_choice)
+            loaded = self.embedder.loaded
+            stats.dtype = f"{loaded.dtype_choice} on {loaded.device}"
         size = len(batch)
         return {
             "index": np.asarray(batch["index"]),

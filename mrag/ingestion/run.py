@@ -50,6 +50,7 @@ from mrag.ingestion.sources import (
     walk_sources,
 )
 from mrag.model import HUB_MODEL_ID, JinaClipModel
+from mrag.model.identity import STORE, choose_model
 from mrag.store import ModelRecord, SourceRecord, Store, StoreSettings
 from mrag.store.payload import image_payload, make_point, text_payload
 
@@ -110,7 +111,7 @@ class IngestReport:
     real_tokens: int = 0
     padded_tokens: int = 0
     store: str = ""
-    #: The model's compute dtype and why it was chosen; empty when nothing needed the model.
+    #: The compute dtype (and why it was chosen) and the device; empty when no model loaded.
     dtype: str = ""
     notices: list[str] = field(default_factory=list)
 
@@ -268,6 +269,20 @@ def _with_env_model(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
+def _with_store_model(pipeline: Pipeline, store: Store, report: IngestReport) -> Pipeline:
+    """The built-in model gives way to the one an existing store records (see
+    :func:`~mrag.model.identity.choose_model`); a model named by the pipeline, ``--model`` or
+    ``MRAG_MODEL`` stays."""
+    section = pipeline.model
+    if section.name != HUB_MODEL_ID or section.revision or os.environ.get("MRAG_MODEL"):
+        return pipeline
+    choice = choose_model(None, None, store.model if store.exists() else None)
+    if choice.origin != STORE or choice.builtin:
+        return pipeline
+    report.notices.append(f"embedding with {choice.describe()}")
+    return pipeline.override(model__name=choice.name, model__revision=choice.revision)
+
+
 def model_record(pipeline: Pipeline, model: JinaClipModel | None) -> ModelRecord:
     """Which model this run embeds with, without loading it: what the store records."""
     revision = pipeline.model.revision
@@ -376,8 +391,10 @@ def run_ingest(
                 shutil.rmtree(created[0], ignore_errors=True)
             raise
     report.store = f"{store.collection} @ {store.location or 'a Qdrant client'}"
-    embedder = _Embedder(pipeline, model, store)
     try:
+        if model is None:
+            pipeline = _with_store_model(pipeline, store, report)
+        embedder = _Embedder(pipeline, model, store)
         if not store.exists():
             store.ensure_collection(model_record(pipeline, model))
         events.start(len(found.files) + len(found.skipped))
@@ -400,7 +417,7 @@ def run_ingest(
                 # A run that stored nothing leaves no empty store folder behind.
                 shutil.rmtree(created[0], ignore_errors=True)
     if embedder.loaded is not None:
-        report.dtype = str(embedder.loaded.dtype_choice)
+        report.dtype = f"{embedder.loaded.dtype_choice} on {embedder.loaded.device}"
     _note_missing_text(report, pipeline, ocr_missing)
     report.elapsed_s = time.perf_counter() - started
     return report

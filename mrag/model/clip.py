@@ -15,6 +15,7 @@ from mrag.images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from mrag.model.allocator import keep_freed_memory
 from mrag.model.checkpoint import load_state_dict_strict
 from mrag.model.config import JinaClipConfig
+from mrag.model.device import AUTO_DEVICE, resolve_device
 from mrag.model.hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
 from mrag.model.precision import AUTO, DtypeChoice, choose_dtype
 from mrag.model.processing import preprocess_images
@@ -50,7 +51,7 @@ class JinaClipModel(nn.Module):
         name_or_path: str | os.PathLike[str] = HUB_MODEL_ID,
         *,
         revision: str | None = None,
-        device: str | torch.device | None = None,
+        device: str | torch.device | None = AUTO_DEVICE,
         dtype: torch.dtype | str | None = AUTO,
     ) -> JinaClipModel:
         """Load a checkpoint folder, or ``jinaai/jina-clip-v1`` from the Hugging Face Hub.
@@ -60,10 +61,11 @@ class JinaClipModel(nn.Module):
         key must be present with the right shape. ``dtype`` is ``"auto"`` (bfloat16 where the
         CPU or GPU computes it natively, else float32; see :mod:`mrag.model.precision`),
         ``"float32"``/``torch.float32`` or ``"bfloat16"``/``torch.bfloat16``; what was chosen,
-        and why, is :attr:`dtype_choice`. On the CPU, the first load also makes glibc keep
-        freed memory in the process (see :mod:`mrag.model.allocator`).
+        and why, is :attr:`dtype_choice`. ``device`` ``None`` or ``"auto"`` is CUDA when there is
+        a GPU, else the CPU (:func:`~mrag.model.device.resolve_device`). On the CPU, the first
+        load also makes glibc keep freed memory in the process (see :mod:`mrag.model.allocator`).
         """
-        device = torch.device(device or "cpu")
+        device = torch.device(resolve_device(device))
         choice = choose_dtype(dtype, device)
         if device.type == "cpu":
             keep_freed_memory()

@@ -13,6 +13,7 @@ from langchain_core.runnables.config import run_in_executor
 from mrag.images import ImageInput
 from mrag.model import HUB_MODEL_ID, JinaClipModel
 from mrag.model.clip import DEFAULT_BATCH_SIZE
+from mrag.model.device import AUTO_DEVICE, resolve_device
 from mrag.model.precision import AUTO, choose_dtype
 from mrag.model.tokenizer import DEFAULT_MAX_LENGTH
 
@@ -24,7 +25,7 @@ def load_shared_model(
     name_or_path: str | os.PathLike[str] = HUB_MODEL_ID,
     *,
     revision: str | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = AUTO_DEVICE,
     dtype: torch.dtype | str | None = AUTO,
 ) -> JinaClipModel:
     """Load a model once per (checkpoint, revision, device, dtype) and share it.
@@ -32,8 +33,9 @@ def load_shared_model(
     Several embeddings objects, retrievers and pipelines in one process then hold one copy of
     the weights instead of one each. ``"auto"`` shares the model of the dtype it resolves to.
     """
+    device = resolve_device(device)
     resolved = choose_dtype(dtype, device).dtype
-    key = (str(name_or_path), revision, str(device or "cpu"), resolved)
+    key = (str(name_or_path), revision, device, resolved)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -54,7 +56,8 @@ class JinaClipEmbeddings(Embeddings):
     ``model_name`` is a checkpoint folder or Hub id; without one, ``MRAG_MODEL`` or
     ``jinaai/jina-clip-v1``. ``dtype="auto"`` computes in bfloat16 where the CPU or GPU does so
     natively (vectors within about 5e-3 of float32) and in float32 elsewhere; pass
-    ``dtype="float32"`` for float32 everywhere. Models are loaded once per process and shared
+    ``dtype="float32"`` for float32 everywhere. ``device="auto"`` (the default) computes on
+    CUDA when there is a GPU, else on the CPU. Models are loaded once per process and shared
     between instances.
 
     Example:
@@ -67,7 +70,7 @@ class JinaClipEmbeddings(Embeddings):
         model_name: str | os.PathLike[str] | None = None,
         *,
         revision: str | None = None,
-        device: str | torch.device | None = None,
+        device: str | torch.device | None = AUTO_DEVICE,
         dtype: torch.dtype | str | None = AUTO,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_length: int = DEFAULT_MAX_LENGTH,

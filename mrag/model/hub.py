@@ -67,7 +67,7 @@ def _hub_unreachable(endpoint: str) -> str | None:
     return None if outcome[0] is None else f"{host}: {outcome[0]}"
 
 
-def _looks_like_hub_id(name: str) -> bool:
+def looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return (
         len(parts) == 2
@@ -90,7 +90,7 @@ def resolve_checkpoint(
     if path.is_dir():
         return path
     name = str(name_or_path)
-    if path.exists() or not _looks_like_hub_id(name):
+    if path.exists() or not looks_like_hub_id(name):
         raise CheckpointError(f"{name}: not a checkpoint folder (and not a Hub id like owner/name)")
     if revision is None:
         revision = DEFAULT_REVISION if name == HUB_MODEL_ID else "main"
@@ -138,3 +138,23 @@ def resolve_checkpoint(
     except Exception as exc:
         raise CheckpointError(f"{where}: download failed ({exc})") from None
     return Path(folder)
+
+
+def cached_checkpoint(name: str, revision: str | None) -> Path | None:
+    """The Hugging Face cache folder of Hub id ``name`` holding its weights, never asking the
+    network; None when it is not cached (or ``name`` is no Hub id)."""
+    if not looks_like_hub_id(name):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                name,
+                revision=revision or "main",
+                allow_patterns=["model.safetensors"],
+                local_files_only=True,
+            )
+        )
+    except Exception:  # not in the cache, or a damaged entry
+        return None

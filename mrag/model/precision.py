@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mrag.model.device import AUTO_DEVICE, resolve_device
+
 if TYPE_CHECKING:
     import torch
 
@@ -80,7 +82,9 @@ def cpu_dtype(flags: Iterable[str] | None = None) -> DtypeChoice:
 
 
 def auto_dtype(device: str | torch.device | None = None) -> DtypeChoice:
-    """What ``auto`` means on ``device`` (default: the CPU)."""
+    """What ``auto`` means on ``device`` (default: the CPU; ``"auto"``: where it resolves to)."""
+    if str(device) == AUTO_DEVICE:
+        device = resolve_device(device)
     kind = str(device or "cpu").split(":", 1)[0]
     if kind == "cpu":
         return cpu_dtype()

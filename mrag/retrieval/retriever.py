@@ -27,6 +27,7 @@ embedding.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mrag.images import ImageInput
+from mrag.model.identity import choose_model
 from mrag.store import (
     DEFAULT_COLLECTION,
     Filter,
@@ -55,6 +57,8 @@ from mrag.store import (
     StoreSettings,
 )
 from mrag.store import as_filter as _as_filter
+
+_log = logging.getLogger(__name__)
 
 Modality = Literal["text", "image"]
 Fusion = Literal["rrf", "quota", "score"]
@@ -205,7 +209,7 @@ def split_filter(
 
     A mapping holds ``{metadata key: value}`` pairs (a list value matches any of its items); its
     ``modality`` entry picks which modalities are searched; a ``source`` is a path as the user
-    types it or a bare file name (:func:`~mrag.store.base.source_condition`). A
+    types it or a bare file name (:func:`~mrag.store.filters.source_condition`). A
     :class:`mrag.store.Filter` or a ``qdrant_client.models.Filter`` is used as given and both
     modalities are searched (one that matches nothing simply returns nothing).
     """
@@ -314,13 +318,16 @@ def model_record_of(embeddings: Embeddings) -> ModelRecord | None:
 def open_default(
     path: str | None, url: str | None, collection: str | None, model: str | None
 ) -> tuple[Store, Embeddings]:
-    """The store from arguments or the environment, and jina-clip-v1 (or ``model``), checked to
+    """The store from arguments or the environment, and its model: ``model`` (or
+    ``MRAG_MODEL``) when given, else the one the store records, else jina-clip-v1; checked to
     be the model that built the store."""
     from mrag.model.embeddings import JinaClipEmbeddings
 
     store = Store.open(StoreSettings.from_env(path=path, url=url, collection=collection))
     try:
-        embeddings = JinaClipEmbeddings(model)
+        choice = choose_model(model, None, store.model if store.exists() else None)
+        _log.info("embedding queries with %s", choice.describe())
+        embeddings = JinaClipEmbeddings(choice.name, revision=choice.revision)
         record = model_record_of(embeddings)
         if record is not None and store.exists():
             store.check_model(record)
@@ -426,7 +433,8 @@ class MultimodalRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> MultimodalRetriever:
         """The retriever an app wants in one line: the store from arguments or the environment
-        (``./.mrag/qdrant`` by default) and jina-clip-v1 (or ``model``/``MRAG_MODEL``).
+        (``./.mrag/qdrant`` by default) and ``model`` (or ``MRAG_MODEL``), else the model the
+        store records, else jina-clip-v1.
 
         Raises :class:`~mrag.store.StoreError` when the store was built with another model.
         """

@@ -35,7 +35,16 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from mrag.images import ImageInput, load_image
 from mrag.retrieval.retriever import DOC_ID_KEY, MultimodalRetriever, document_id, split_filter
-from mrag.store import DEFAULT_COLLECTION, POINT_NAMESPACE, Found, Leg, Point, Store, StoreSettings
+from mrag.store import (
+    DEFAULT_COLLECTION,
+    POINT_NAMESPACE,
+    Found,
+    Leg,
+    Point,
+    Store,
+    StoreSettings,
+    as_store,
+)
 from mrag.store.payload import image_payload
 
 #: Top-level payload key listing metadata keys mrag added on the caller's behalf.
@@ -114,7 +123,7 @@ class MragVectorStore(VectorStore):
         *,
         embeddings: Embeddings,
     ) -> None:
-        self.store = store if isinstance(store, Store) else Store.from_client(store, collection)
+        self.store = as_store(store, collection)
         self.collection = self.store.collection
         self._embeddings = embeddings
 
@@ -128,7 +137,8 @@ class MragVectorStore(VectorStore):
         model: str | None = None,
     ) -> MragVectorStore:
         """The vector store an app wants in one line: the store from arguments or the
-        environment (``./.mrag/qdrant`` by default) and jina-clip-v1 (or ``model``/``MRAG_MODEL``).
+        environment (``./.mrag/qdrant`` by default) and ``model`` (or ``MRAG_MODEL``), else the
+        model the store records, else jina-clip-v1.
         """
         from mrag.retrieval.retriever import open_default
 

@@ -13,7 +13,7 @@ from functools import cache
 
 from qdrant_edge import Bm25
 
-from mrag.store.base import SparseVector
+from mrag.store.types import SparseVector
 
 
 @cache

@@ -3,7 +3,7 @@
 A store is two shards under ``<path>/edge/<collection>/``: ``points`` (layout 2: named vectors,
 BM25, payload indexes) and ``sources`` (the ledger and the layout record). Each shard holds a
 write-ahead log, so a write that returned survives ``kill -9``; a second process opening the same
-shard is refused, which :class:`~mrag.store.base.StoreInUseError` reports.
+shard is refused, which :class:`~mrag.store.StoreInUseError` reports.
 
 Search is exact until :meth:`EdgeStore.optimize` builds HNSW graphs; that is a blocking job (a
 couple of minutes per 100k points on two cores), so ingestion runs it once at the end of a run
@@ -22,27 +22,20 @@ import numpy as np
 import qdrant_edge as edge
 
 from mrag.store import bm25
-from mrag.store.base import (
+from mrag.store.errors import OldLayoutError, StoreError, StoreInUseError
+from mrag.store.filters import Filter, HasVector, Match, Range, lower_filter
+from mrag.store.interface import Store
+from mrag.store.types import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     INDEXED_FIELDS,
     TEXT_VECTOR,
-    Filter,
     Found,
-    HasVector,
     Leg,
-    Match,
-    OldLayoutError,
     Point,
-    Range,
     SparseVector,
-    Store,
-    StoreError,
-    StoreInUseError,
-    lower_filter,
-    named_vectors,
-    search_ef,
 )
+from mrag.store.vectors import named_vectors, search_ef
 
 #: Above this many points exact search slows past a few milliseconds: build HNSW graphs.
 OPTIMIZE_THRESHOLD = 20_000
@@ -98,7 +91,7 @@ def _condition(condition: Match | Range | HasVector) -> Any:
 
 
 def to_filter(given: Filter | None) -> edge.Filter | None:
-    """The Edge filter of an mrag :class:`~mrag.store.base.Filter`."""
+    """The Edge filter of an mrag :class:`~mrag.store.Filter`."""
     return lower_filter(given, _condition, edge.Filter)
 
 
@@ -109,7 +102,7 @@ def _vector(vector: np.ndarray | list[float] | SparseVector) -> Any:
 
 
 def edge_point(point: Point) -> edge.Point:
-    """The Edge point of ``point`` (see :func:`~mrag.store.base.named_vectors`)."""
+    """The Edge point of ``point`` (see :func:`~mrag.store.named_vectors`)."""
     vectors = {name: _vector(v) for name, v in named_vectors(point).items()}
     return edge.Point(point.id, vectors, point.payload)
 

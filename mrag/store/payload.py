@@ -1,4 +1,4 @@
-"""Turning embedded chunks and images into Qdrant points with langchain-qdrant payloads.
+"""Turning embedded chunks and images into store points with langchain-qdrant payloads.
 
 Every point's payload is ``{"page_content": str, "metadata": {...}}``. Metadata always holds
 ``modality`` ("text" or "image"), ``source``, ``page`` (first page, or None), ``pages`` and
@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from mrag.images import to_rgb
-from mrag.store import Point, point_id
+from mrag.store.types import Point, point_id
 
 #: Longest side of the image rendition stored in each image point.
 RENDITION_MAX_SIDE = 1024

@@ -15,30 +15,23 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from mrag.store import bm25
-from mrag.store.base import (
+from mrag.store.errors import OldLayoutError, StoreError
+from mrag.store.filters import Condition, Filter, HasVector, Match, Range, lower_filter
+from mrag.store.interface import Store
+from mrag.store.records import SourceRecord
+from mrag.store.settings import StoreSettings
+from mrag.store.transfer import PointSource
+from mrag.store.types import (
     BM25_VECTOR,
     IMAGE_VECTOR,
     INDEXED_FIELDS,
     TEXT_VECTOR,
-    Condition,
-    Filter,
     Found,
-    HasVector,
     Leg,
-    Match,
-    OldLayoutError,
     Point,
-    Range,
-    SourceRecord,
     SparseVector,
-    Store,
-    StoreError,
-    StoreSettings,
-    lower_filter,
-    named_vectors,
-    search_ef,
 )
-from mrag.store.transfer import PointSource
+from mrag.store.vectors import named_vectors, search_ef
 
 #: As in the embedded store: selective filters need no per-value HNSW links.
 _SCHEMAS = {
@@ -52,6 +45,11 @@ _SCHEMAS = {
 def is_local_mode(client: QdrantClient) -> bool:
     """Whether ``client`` runs qdrant-client's own in-process engine (path or ``:memory:``)."""
     return type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+
+
+def memory_client() -> QdrantClient:
+    """An empty qdrant-client engine in this process's memory (``":memory:"``)."""
+    return QdrantClient(location=":memory:")
 
 
 # -- filters -------------------------------------------------------------------------------------
@@ -77,7 +75,7 @@ def _condition(condition: Match | Range | HasVector) -> Any:
 
 
 def to_filter(given: Filter | None) -> models.Filter | None:
-    """The qdrant-client filter of an mrag :class:`~mrag.store.base.Filter`."""
+    """The qdrant-client filter of an mrag :class:`~mrag.store.Filter`."""
     return lower_filter(given, _condition, models.Filter)
 
 
@@ -126,7 +124,7 @@ def _vector(vector: np.ndarray | list[float] | SparseVector) -> Any:
 
 
 def server_point(point: Point) -> models.PointStruct:
-    """The qdrant-client point of ``point`` (see :func:`~mrag.store.base.named_vectors`)."""
+    """The qdrant-client point of ``point`` (see :func:`~mrag.store.named_vectors`)."""
     vectors = {name: _vector(v) for name, v in named_vectors(point).items()}
     return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
 

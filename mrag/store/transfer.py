@@ -1,6 +1,6 @@
 """Moving points between stores without embedding anything again: export and migrate.
 
-Both copy every point with its vectors into a target :class:`~mrag.store.base.Store` in
+Both copy every point with its vectors into a target :class:`~mrag.store.Store` in
 batches, in id order, then the finished-source ledger, and write the target's layout record
 last. Until that record exists the target refuses normal use (it reads as unfinished), so a copy
 killed half-way can never pass for a complete store; running the same copy again resumes from
@@ -18,20 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mrag.store.base import (
-    IMAGE_VECTOR,
-    LAYOUT_ID,
-    LAYOUT_VERSION,
-    TEXT_VECTOR,
-    UPSERT_BATCH,
-    Layout,
-    ModelRecord,
-    Point,
-    SourceRecord,
-    Store,
-    StoreError,
-    point_id,
-)
+from mrag.model.identity import ModelRecord
+from mrag.store.errors import StoreError
+from mrag.store.interface import Store
+from mrag.store.records import LAYOUT_ID, LAYOUT_VERSION, Layout, SourceRecord
+from mrag.store.types import IMAGE_VECTOR, TEXT_VECTOR, UPSERT_BATCH, Point, point_id
 
 #: Ledger key of an unfinished copy's position.
 PROGRESS_ID = point_id("", "transfer", 0)

@@ -148,7 +148,7 @@ def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
 
 def test_dense_searches_ask_for_a_wide_hnsw_search(store: Store) -> None:
     from mrag.store import Leg
-    from mrag.store.base import SEARCH_EF
+    from mrag.store.vectors import SEARCH_EF
 
     dense, wide, keyword = (
         Leg("text", [1.0, 0.0, 0.0], 8),

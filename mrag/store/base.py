@@ -125,7 +125,11 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """The ledger entry of a source whose points are all written."""
+    """The ledger entry of a source whose points are all written.
+
+    ``extraction`` is what shaped the source's extraction (see
+    :mod:`mrag.ingestion.signature`); records written before it existed read as empty.
+    """
 
     source: str
     content_hash: str
@@ -134,10 +138,12 @@ class SourceRecord:
     images: int
     pages: int
     ingested_at: str
+    extraction: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> SourceRecord:
-        return cls(**{name: payload[name] for name in cls.__dataclass_fields__})
+        # Fields added later have defaults: a ledger written by an older mrag still reads.
+        return cls(**{name: payload[name] for name in cls.__dataclass_fields__ if name in payload})
 
 
 def weights_fingerprint(folder: Path) -> str | None:

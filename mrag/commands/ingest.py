@@ -21,8 +21,8 @@ from mrag.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from mrag.ingestion.pipeline import Pipeline
     from mrag.ingestion.events import Events
+    from mrag.ingestion.pipeline import Pipeline
     from mrag.ingestion.report import IngestReport
 
 

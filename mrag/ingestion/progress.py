@@ -125,7 +125,8 @@ class ConsoleProgress(Events):
             filled = int(_BAR * self.fraction())
             bar = "#" * filled + "-" * (_BAR - filled)
             line = (
-                f"[{bar}] {self.parsed_files}/{self.total} files read  {self._items()}  "
+                f"[{bar}] {self.parsed_files} read, {self.done} done of {self.total} files  "
+                f"{self._items()}  "
                 f"{elapsed:3.0f} s  {self.rate}{self._eta(elapsed)}"
             )
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))

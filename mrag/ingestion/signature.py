@@ -61,7 +61,9 @@ class ExtractionSignature:
 
     def record_for(self, document: ParsedDocument) -> dict[str, Any]:
         """The signature to store with ``document``'s source: what its extraction depended on."""
-        recorded: dict[str, Any] = {"version": EXTRACTION_VERSION, "chunking": self.chunking}
+        recorded: dict[str, Any] = {"version": EXTRACTION_VERSION}
+        if any(page.text.strip() for page in document.pages):
+            recorded["chunking"] = self.chunking
         if document.images or document.filtered:
             recorded["images"] = self.images
         if _ocr_mattered(document):

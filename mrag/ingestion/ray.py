@@ -179,7 +179,6 @@ def process_on_ray(state: Run, todo: list[Todo], passwords: Sequence[str]) -> No
             if embedded is None:
                 state.finish(FileOutcome(row["source"], "failed", row["reason"]))
                 continue
-            state.events.parsed(embedded.chunks, embedded.images)
             embedded.todo = todo[int(row["index"])]  # with the driver's legacy name and reason
             state.writer.write(embedded)
     for index, item in enumerate(todo):
@@ -224,6 +223,8 @@ def _merge(state: Run, stats: _BatchStats | None) -> None:
     state.report.real_tokens += stats.real_tokens
     state.report.padded_tokens += stats.padded_tokens
     state.report.dtype = state.report.dtype or stats.dtype
+    for chunks, images in stats.parsed:
+        state.events.parsed(chunks, images)
     for modality, items, seconds in stats.embedded:
         state.events.embedded(modality, items, seconds)
 
@@ -275,6 +276,8 @@ class _BatchStats:
     real_tokens: int = 0
     padded_tokens: int = 0
     embedded: list[tuple[str, int, float]] = field(default_factory=list)
+    #: Chunks and images of each source the call prepared.
+    parsed: list[tuple[int, int]] = field(default_factory=list)
     #: The actor model's compute dtype and why, once it is loaded.
     dtype: str = ""
 
@@ -325,6 +328,7 @@ class _ModelActor:
                 )
             except Exception as exc:  # one source's failure must not fail its batch
                 reasons[position] = failure_reason(exc, row.path)
+        stats.parsed = [(len(p.chunks), len(p.document.images)) for p in prepared.values()]
         embedded = self._embed(stats, prepared, reasons)
         if self.model.loaded is not None:
             stats.dtype = str(self.model.loaded.dtype_choice)

@@ -21,8 +21,9 @@ from mrag.commands.common import (
 )
 
 if TYPE_CHECKING:
+    from mrag.ingestion.events import Events
     from mrag.ingestion.pipeline import Pipeline
-    from mrag.ingestion.run import Events, IngestReport
+    from mrag.ingestion.report import IngestReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ingest",
         help="ingest files and folders (PDF, images, text, Markdown, HTML, DOCX)",
         description="Split documents into text chunks and images, embed both with jina-clip-v1 "
-        "and store them in Qdrant. Unchanged files are skipped; changed files are replaced.",
+        "and store them in Qdrant. Unchanged files are skipped; changed files are replaced, and "
+        "so are files that this mrag would read differently (OCR installed, other chunking).",
     )
     # "*", not "+": in `ingest --ray docs/` argparse hands the folder to --ray (see _ray_paths).
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to ingest")
@@ -50,6 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--prune",
         action="store_true",
         help="delete stored sources under the given folders whose files are gone",
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="read every file named again, also those whose file and extraction are unchanged",
     )
     group.add_argument(
         "--ray",
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 pipeline=pipeline,
                 passwords=args.password,
                 prune=args.prune,
+                force=args.force,
                 events=progress,
             )
         else:
@@ -153,5 +161,6 @@ def _ingest_on_ray(
         pipeline=pipeline,
         passwords=args.password,
         prune=args.prune,
+        force=args.force,
         events=progress,
     )

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,21 +33,23 @@ import numpy as np
 import ray
 
 from mrag.extract.document import ExtractionError
+from mrag.ingestion.events import Events
 from mrag.ingestion.pipeline import Pipeline, RaySection
-from mrag.ingestion.run import (
-    Events,
-    FileOutcome,
-    IngestReport,
-    _Embedded,
-    _Embedder,
-    _Prepared,
-    _Run,
-    _Todo,
-    failure_reason,
-    parser_process,
-    run_ingest,
-)
+from mrag.ingestion.report import FileOutcome, IngestReport, failure_reason
+from mrag.ingestion.run import Run, run
+from mrag.ingestion.signature import ExtractionSignature
 from mrag.ingestion.sources import SourceFile, display_path
+from mrag.ingestion.stages import (
+    BatchEmbedder,
+    Embedded,
+    LazyModel,
+    Prepared,
+    Todo,
+    embed_each,
+    parser_process,
+    prepare,
+)
+from mrag.ingestion.timing import Stopwatch, Timings
 from mrag.store import Store
 
 
@@ -61,6 +61,7 @@ def ingest_on_ray(
     store: Store | None = None,
     passwords: Sequence[str] = (),
     prune: bool = False,
+    force: bool = False,
     events: Events | None = None,
 ) -> IngestReport:
     """:func:`mrag.ingestion.run.ingest` on Ray: same arguments, same store contents, same report.
@@ -89,13 +90,14 @@ def ingest_on_ray(
     try:
         if started_here and address in (None, "local") and not os.environ.get("RAY_ADDRESS"):
             _check_fits(pipeline.ray)
-        return run_ingest(
-            _RayRun,
+        return run(
             paths,
+            process_on_ray,
             pipeline=pipeline,
             store=store,
             passwords=passwords,
             prune=prune,
+            force=force,
             events=events,
         )
     finally:
@@ -155,75 +157,76 @@ def _data_context() -> Iterator[None]:
 # -- the driver ------------------------------------------------------------------------------------
 
 
-class _RayRun(_Run):
-    """The local run with the parse/chunk/embed loop replaced by a Ray Data pipeline."""
+def process_on_ray(state: Run, todo: list[Todo], passwords: Sequence[str]) -> None:
+    """Parse, chunk and embed on the cluster; write here, each source as its row comes back."""
+    items = [
+        {
+            "index": index,
+            "path": str(item.file.path),
+            "shown": display_path(item.source),
+            "source": item.source,
+            "content_hash": item.content_hash,
+        }
+        for index, item in enumerate(todo)
+    ]
+    done: set[int] = set()
+    state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''} on Ray")
+    with _data_context():
+        for row in _dataset(state, items, passwords).iter_rows():
+            done.add(int(row["index"]))
+            _merge(state, row["stats"])
+            embedded = row["embedded"]
+            if embedded is None:
+                state.finish(FileOutcome(row["source"], "failed", row["reason"]))
+                continue
+            embedded.todo = todo[int(row["index"])]  # with the driver's legacy name and reason
+            state.writer.write(embedded)
+    for index, item in enumerate(todo):
+        if index not in done:
+            reason = "lost on the Ray cluster (a worker died); run again to retry"
+            state.finish(FileOutcome(item.source, "failed", reason))
 
-    def process(self, files: Sequence[SourceFile], passwords: Sequence[str]) -> None:
-        todo = self.plan(files)
-        if not todo:
-            return
-        items = [
-            {
-                "index": index,
-                "path": str(item.file.path),
-                "shown": display_path(item.file.source),
-                "source": item.file.source,
-                "content_hash": item.content_hash,
-            }
-            for index, item in enumerate(todo)
-        ]
-        done: set[int] = set()
-        with _data_context():
-            for row in self._dataset(items, passwords).iter_rows():
-                done.add(int(row["index"]))
-                self._merge(row["stats"])
-                if row["embedded"] is not None:
-                    embedded = row["embedded"]
-                    embedded.todo = todo[int(row["index"])]  # with the driver's legacy name
-                    self.write(embedded)
-                else:
-                    self._finish(FileOutcome(row["source"], "failed", row["reason"]))
-        for index, item in enumerate(todo):
-            if index not in done:
-                reason = "lost on the Ray cluster (a worker died); run again to retry"
-                self._finish(FileOutcome(item.file.source, "failed", reason))
 
-    def _dataset(self, items: list[dict[str, Any]], passwords: Sequence[str]) -> Any:
-        """Files → parser actors → model actors: rows of outcomes and points, one per file."""
-        settings = self.pipeline.ray
-        return (
-            # One file a block: files stream to parsers and on to the model one by one.
-            ray.data.from_items(items, override_num_blocks=len(items))
-            .map_batches(
-                _ParserActor,
-                batch_size=1,
-                batch_format="pandas",
-                fn_constructor_kwargs={"pipeline": self.pipeline, "passwords": tuple(passwords)},
-                # As many parsers as free CPUs allow; Ray Data grows the pool while the model
-                # actors wait for input.
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None),
-                num_cpus=settings.parse_cpus,
-            )
-            .map_batches(
-                _ModelActor,
-                batch_size=settings.batch_size,
-                batch_format="pandas",
-                fn_constructor_kwargs={"pipeline": self.pipeline},
-                compute=ray.data.ActorPoolStrategy(size=settings.actors),
-                num_cpus=settings.cpus_per_actor,
-                num_gpus=settings.gpus_per_actor,
-            )
+def _dataset(state: Run, items: list[dict[str, Any]], passwords: Sequence[str]) -> Any:
+    """Files → parser actors → model actors: rows of outcomes and points, one per file."""
+    settings = state.pipeline.ray
+    return (
+        # One file a block: files stream to parsers and on to the model one by one.
+        ray.data.from_items(items, override_num_blocks=len(items))
+        .map_batches(
+            _ParserActor,
+            batch_size=1,
+            batch_format="pandas",
+            fn_constructor_kwargs={"pipeline": state.pipeline, "passwords": tuple(passwords)},
+            # As many parsers as free CPUs allow; Ray Data grows the pool while the model
+            # actors wait for input.
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None),
+            num_cpus=settings.parse_cpus,
         )
+        .map_batches(
+            _ModelActor,
+            batch_size=settings.batch_size,
+            batch_format="pandas",
+            fn_constructor_kwargs={"pipeline": state.pipeline, "signature": state.signature},
+            compute=ray.data.ActorPoolStrategy(size=settings.actors),
+            num_cpus=settings.cpus_per_actor,
+            num_gpus=settings.gpus_per_actor,
+        )
+    )
 
-    def _merge(self, stats: _BatchStats | None) -> None:
-        if stats is None:
-            return
-        self.timings.update(stats.timings)
-        self.report.real_tokens += stats.real_tokens
-        self.report.padded_tokens += stats.padded_tokens
-        self.report.dtype = self.report.dtype or stats.dtype
-        for modality, items, seconds in stats.embedded:
-            self.events.embedded(modality, items, seconds)
+
+def _merge(state: Run, stats: _BatchStats | None) -> None:
+    """Add what a model actor measured to the driver's report and progress display."""
+    if stats is None:
+        return
+    state.timings.update(stats.timings)
+    state.report.real_tokens += stats.real_tokens
+    state.report.padded_tokens += stats.padded_tokens
+    state.report.dtype = state.report.dtype or stats.dtype
+    for chunks, images in stats.parsed:
+        state.events.parsed(chunks, images)
+    for modality, items, seconds in stats.embedded:
+        state.events.embedded(modality, items, seconds)
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -242,7 +245,7 @@ class _ParserActor:
         reasons: list[str | None] = []
         seconds = []
         for path in batch["path"]:
-            clock = time.perf_counter()
+            watch = Stopwatch()
             try:
                 self.parser.submit(Path(path))
                 document, _ = self.parser.result()
@@ -252,7 +255,7 @@ class _ParserActor:
             else:
                 documents.append(document)
                 reasons.append(None)
-            seconds.append(time.perf_counter() - clock)
+            seconds.append(watch.stop())
         batch["document"] = documents
         batch["reason"] = reasons
         batch["parse_s"] = seconds
@@ -269,15 +272,19 @@ class _ParserActor:
 class _BatchStats:
     """What one actor call measured, for the driver's report and progress display."""
 
-    timings: Counter[str] = field(default_factory=Counter)
+    timings: Timings = field(default_factory=Timings)
     real_tokens: int = 0
     padded_tokens: int = 0
     embedded: list[tuple[str, int, float]] = field(default_factory=list)
+    #: Chunks and images of each source the call prepared.
+    parsed: list[tuple[int, int]] = field(default_factory=list)
     #: The actor model's compute dtype and why, once it is loaded.
     dtype: str = ""
 
 
 class _Recorder(Events):
+    """Keeps the embedding batches an actor call reports, for the driver's progress display."""
+
     def __init__(self) -> None:
         self.embedded_calls: list[tuple[str, int, float]] = []
 
@@ -286,14 +293,18 @@ class _Recorder(Events):
 
 
 class _ModelActor:
-    """One model, loaded once per actor: chunks, embeds and builds points for batches of files."""
+    """One model, loaded once per actor: chunks, embeds and builds points for batches of files.
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    The actor never touches the store: the driver checks the model and writes.
+    """
+
+    def __init__(self, pipeline: Pipeline, signature: ExtractionSignature) -> None:
         if pipeline.ray.gpus_per_actor > 0 and pipeline.model.device == "cpu":
             # Ray gave this actor a GPU (CUDA_VISIBLE_DEVICES): use it.
             pipeline = pipeline.override(model__device="cuda")
         self.pipeline = pipeline
-        self.embedder = _Embedder(pipeline, None)
+        self.signature = signature
+        self.model = LazyModel(pipeline)
         # Ray sets OMP_NUM_THREADS to the floor of the CPUs reserved (1.75 -> 1); the model runs
         # on as many threads as CPUs reserved, rounded.
         import torch
@@ -301,27 +312,26 @@ class _ModelActor:
         torch.set_num_threads(max(1, round(pipeline.ray.cpus_per_actor)))
 
     def __call__(self, batch: Any) -> Any:
-        events = _Recorder()
-        report = IngestReport()
-        # The actor never touches the store: only the driver writes.
-        run = _Run(self.pipeline, None, self.embedder, report, events)  # type: ignore[arg-type]
-        run.timings["parse"] = float(batch["parse_s"].sum())
-        prepared: dict[int, _Prepared] = {}
+        stats = _BatchStats()
+        stats.timings["parse"] = float(batch["parse_s"].sum())
+        prepared: dict[int, Prepared] = {}
         reasons: dict[int, str] = {}
         for position, row in enumerate(batch.itertuples(index=False)):
             if row.document is None:
                 reasons[position] = row.reason
                 continue
             try:
-                todo = _Todo(SourceFile(Path(row.path), row.source), row.content_hash)
-                prepared[position] = run._prepare(todo, row.document)
+                todo = Todo(SourceFile(Path(row.path), row.source), row.content_hash)
+                model = self.model.get()
+                prepared[position] = prepare(
+                    todo, row.document, model, self.pipeline.chunking, stats.timings
+                )
             except Exception as exc:  # one source's failure must not fail its batch
                 reasons[position] = failure_reason(exc, row.path)
-        embedded = self._embed(run, prepared, reasons, list(batch["shown"]))
-        stats = _BatchStats(run.timings, report.real_tokens, report.padded_tokens)
-        stats.embedded = events.embedded_calls
-        if self.embedder.loaded is not None:
-            loaded = self.embedder.loaded
+        stats.parsed = [(len(p.chunks), len(p.document.images)) for p in prepared.values()]
+        embedded = self._embed(stats, prepared, reasons)
+        if self.model.loaded is not None:
+            loaded = self.model.loaded
             stats.dtype = f"{loaded.dtype_choice} on {loaded.device}"
         size = len(batch)
         return {
@@ -332,24 +342,21 @@ class _ModelActor:
             "stats": _objects([stats] + [None] * (size - 1)),
         }
 
-    @staticmethod
     def _embed(
-        run: _Run, prepared: dict[int, _Prepared], reasons: dict[int, str], shown: list[str]
-    ) -> dict[int, _Embedded]:
-        """Embed all sources in one pass; if that fails, source by source to find the culprit."""
-        positions = list(prepared)
-        if len(positions) > 1:
-            try:
-                batch = run.embed([prepared[p] for p in positions])
-                return dict(zip(positions, batch, strict=True))
-            except Exception:
-                pass
-        embedded = {}
-        for position in positions:
-            try:
-                embedded[position] = run.embed([prepared[position]])[0]
-            except Exception as exc:
-                reasons[position] = failure_reason(exc)
+        self, stats: _BatchStats, prepared: dict[int, Prepared], reasons: dict[int, str]
+    ) -> dict[int, Embedded]:
+        """Embed all sources in shared batches; a source that breaks them fails alone."""
+        events = _Recorder()
+        embedder = BatchEmbedder(self.model, stats.timings, events)
+        positions = {id(item): position for position, item in prepared.items()}
+        embedded: dict[int, Embedded] = {}
+        for item, result in embed_each(embedder, list(prepared.values()), self.signature):
+            if isinstance(result, Exception):
+                reasons[positions[id(item)]] = failure_reason(result)
+            else:
+                embedded[positions[id(item)]] = result
+        stats.real_tokens, stats.padded_tokens = embedder.real_tokens, embedder.padded_tokens
+        stats.embedded = events.embedded_calls
         return embedded
 
 

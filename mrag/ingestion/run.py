@@ -1,13 +1,16 @@
 """The ingestion run: files → parsed documents → chunks and images → embeddings → points → store.
 
-:func:`ingest` is the whole job, as ``python -m mrag ingest`` runs it. Per file:
+:func:`ingest` is the whole job, as ``python -m mrag ingest`` runs it. Per file
+(the stages are in :mod:`mrag.ingestion.stages`):
 
-1. hash it; if the store already finished a source with that hash, it is *unchanged* and
+1. hash it; if the store already finished a source with that hash, and the extraction that read
+   it would read it the same way today (:mod:`mrag.ingestion.signature`), it is *unchanged* and
    skipped before anything is parsed or embedded;
 2. parse it in the worker process (:mod:`mrag.extract.worker`), which bounds its time and memory;
 3. cut its text into chunks with the model's own tokenizer;
 4. embed chunks and images, batched across files and sorted by length so little is padding;
-5. replace the source's points in the store and record it as done (:meth:`Store.replace_source`).
+5. as soon as a source's vectors are all there, replace its points in the store and record it as
+   done (:meth:`Store.replace_source`): an interrupted run loses at most the batch in flight.
 
 Every source is its own failure boundary: whatever goes wrong while parsing, chunking, embedding
 or writing one file fails that file (its reason is the exception's type and message), leaves its
@@ -22,50 +25,42 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.document import ExtractionError
 from mrag.extract.ocr import resolve as resolve_ocr
-from mrag.extract.worker import ParserProcess
-from mrag.ingestion.chunking import Chunk, chunk_document
+from mrag.ingestion.events import Events
 from mrag.ingestion.pipeline import Pipeline
-from mrag.ingestion.sources import (
-    SourceFile,
-    display_path,
-    escape_controls,
-    file_hash,
-    file_name,
-    legacy_source_name,
-    portable_name,
-    source_key,
-    source_path,
-    walk_sources,
+from mrag.ingestion.report import FileOutcome, IngestReport, failure_reason
+from mrag.ingestion.signature import ExtractionSignature
+from mrag.ingestion.sources import SourceFile, source_key, source_path, walk_sources
+from mrag.ingestion.stages import (
+    BatchEmbedder,
+    LazyModel,
+    ModelCheck,
+    Planner,
+    Prepared,
+    Todo,
+    Writer,
+    embed_each,
+    model_record,
+    parse_each,
+    parser_process,
+    prepare,
 )
-from mrag.model import HUB_MODEL_ID, JinaClipModel
+from mrag.ingestion.timing import Stopwatch, Timings
+from mrag.model import HUB_MODEL_ID
 from mrag.model.identity import STORE, choose_model
-from mrag.store import ModelRecord, SourceRecord, Store, StoreSettings
-from mrag.store.payload import image_payload, make_point, text_payload
+from mrag.store import Store, StoreSettings
 
-#: What happened to a source. ``no_content``: read fine, but held no text and no kept image.
-Status = Literal["ingested", "no_content", "unchanged", "skipped", "failed", "deleted"]
-STATUSES: tuple[Status, ...] = (
-    "ingested",
-    "no_content",
-    "unchanged",
-    "skipped",
-    "failed",
-    "deleted",
-)
-#: Longest exception message kept in a failure reason.
-_REASON_CHARS = 300
+if TYPE_CHECKING:
+    from mrag.model import JinaClipModel
+
+__all__ = ["Events", "FileOutcome", "IngestReport", "Run", "ingest", "process_locally", "run"]
 
 #: Texts gathered from several files before one embedding pass, so batches fill and sort well.
 _PENDING_TEXTS = 256
@@ -73,192 +68,187 @@ _PENDING_IMAGES = 64
 
 
 @dataclass
-class FileOutcome:
-    """What happened to one source.
+class Run:
+    """One run's shared state, handed to the function that processes its files.
 
-    ``source`` is its identity (the real path, as stored); ``path`` how it is shown (short, one
-    line); ``reason`` says why it failed or was skipped, without repeating the path.
-    ``no_text_pages`` counts pages that yielded no text (no usable text layer, a garbage one
-    included, and no OCR).
+    ``model`` loads on first use, after ``check`` (the store was built with this model);
+    ``writer`` writes a source and reports it; :meth:`finish` reports a settled source,
+    :meth:`fail` a failed one.
     """
 
-    source: str
-    status: Status
-    reason: str | None = None
-    pages: int = 0
-    chunks: int = 0
-    images: int = 0
-    filtered: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    points: int = 0
-    parser: str | None = None
-    ocr_pages: int = 0
-    no_text_pages: int = 0
-    path: str = ""
+    pipeline: Pipeline
+    store: Store
+    report: IngestReport
+    events: Events
+    check: ModelCheck
+    model: LazyModel
+    signature: ExtractionSignature
+    writer: Writer = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.path:
-            self.path = display_path(self.source)
-
-
-@dataclass
-class IngestReport:
-    """The summary of one run: every file's outcome, totals and where the time went."""
-
-    files: list[FileOutcome] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=lambda: Counter())
-    real_tokens: int = 0
-    padded_tokens: int = 0
-    store: str = ""
-    #: The compute dtype (and why it was chosen) and the device; empty when no model loaded.
-    dtype: str = ""
-    notices: list[str] = field(default_factory=list)
-
-    def count(self, status: Status) -> int:
-        return sum(1 for outcome in self.files if outcome.status == status)
+        self.writer = Writer(self.store, self.check, self.report.timings, self.finish)
 
     @property
-    def failed(self) -> list[FileOutcome]:
-        return [outcome for outcome in self.files if outcome.status == "failed"]
+    def timings(self) -> Timings:
+        return self.report.timings
 
-    @property
-    def ok(self) -> bool:
-        """True when no file failed."""
-        return not self.failed
+    def finish(self, outcome: FileOutcome) -> None:
+        """Report a settled source."""
+        self.report.files.append(outcome)
+        self.events.file_done(outcome)
 
-    def totals(self) -> dict[str, Any]:
-        ingested = [o for o in self.files if o.status in ("ingested", "no_content")]
-        filtered: Counter[str] = Counter()
-        for outcome in ingested:
-            filtered.update(outcome.filtered)
-        return {
-            **{status: self.count(status) for status in STATUSES},
-            "pages": sum(o.pages for o in ingested),
-            "chunks": sum(o.chunks for o in ingested),
-            "images_kept": sum(o.images for o in ingested),
-            "images_filtered": dict(sorted(filtered.items())),
-            "points_written": sum(o.points for o in ingested),
-            "ocr_pages": sum(o.ocr_pages for o in ingested),
-            "no_text_pages": sum(o.no_text_pages for o in ingested),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        padding = self.padded_tokens / self.real_tokens if self.real_tokens else 0.0
-        return {
-            "store": self.store,
-            "dtype": self.dtype,
-            "totals": self.totals(),
-            "elapsed_s": round(self.elapsed_s, 3),
-            "timings_s": {key: round(value, 3) for key, value in sorted(self.timings.items())},
-            "padding_waste": round(padding, 4),
-            "notices": list(self.notices),
-            "files": [asdict(outcome) for outcome in self.files],
-        }
+    def fail(self, todo: Todo, exc: BaseException) -> None:
+        """Report a source that failed, with the exception as its reason."""
+        self.finish(FileOutcome(todo.source, "failed", failure_reason(exc, todo.file.path)))
 
 
-class Events:
-    """Hooks for progress display; the default does nothing."""
-
-    def start(self, total: int) -> None: ...
-
-    def file_done(self, outcome: FileOutcome) -> None: ...
-
-    def embedded(self, modality: str, items: int, seconds: float) -> None: ...
+#: Processes the files a run has to (re)ingest: the local loop, or the Ray pipeline.
+ProcessFiles = Callable[[Run, list[Todo], Sequence[str]], None]
 
 
-@dataclass
-class _Todo:
-    file: SourceFile
-    content_hash: str
-    #: The name an older mrag stored this file under, replaced once the new version is written.
-    legacy: str | None = None
+def ingest(
+    paths: Sequence[str | Path],
+    *,
+    pipeline: Pipeline | None = None,
+    store: Store | None = None,
+    model: JinaClipModel | None = None,
+    passwords: Sequence[str] = (),
+    prune: bool = False,
+    force: bool = False,
+    events: Events | None = None,
+) -> IngestReport:
+    """Ingest files and folders into the store; safe to run again at any time.
 
+    Args:
+        paths: files and folders; folders are walked with the pipeline's include/exclude globs.
+        pipeline: settings (default: :meth:`Pipeline.default`); ``MRAG_MODEL``, when set,
+            replaces the built-in model (a pipeline that names another model keeps it).
+        store: an open :class:`Store`; by default the pipeline's store settings (or the
+            ``MRAG_QDRANT_PATH``/``QDRANT_URL``/``MRAG_COLLECTION`` environment) are opened.
+        model: an already loaded model; by default the pipeline's model is loaded when first
+            needed.
+        passwords: passwords to try on encrypted PDFs (after the empty one).
+        prune: also delete sources under the given folders whose files no longer exist.
+        force: read every file again, also those whose file and extraction are unchanged.
+        events: progress hooks.
 
-@dataclass
-class _Prepared:
-    todo: _Todo
-    document: ParsedDocument
-    chunks: list[Chunk]
-
-    @property
-    def source(self) -> str:
-        return self.todo.file.source
-
-
-@dataclass
-class _Embedded:
-    """A source ready to be written: its points and what the report says about it."""
-
-    todo: _Todo
-    points: list[Any]
-    pages: int
-    chunks: int
-    images: int
-    filtered: dict[str, int]
-    problems: list[str]
-    parser: str | None = None
-    ocr_pages: int = 0
-    no_text_pages: int = 0
-
-    @property
-    def source(self) -> str:
-        return self.todo.file.source
-
-
-def failure_reason(exc: BaseException, path: Path | str | None = None) -> str:
-    """``ExceptionType: message`` on one line, without the file's path in front.
-
-    :class:`ExtractionError` messages are already written for people and keep no type name.
+    Returns the :class:`IngestReport`; files that failed are in it with their reasons. Raises
+    ``FileNotFoundError`` for a path that does not exist, :class:`~mrag.store.StoreError` when
+    the store cannot be opened or holds vectors of another size than the model's,
+    :class:`~mrag.model.CheckpointError` when the model cannot load and
+    :class:`~mrag.extract.worker.WorkerError` when the parser worker cannot start.
     """
-    message = " ".join(str(exc).split())
-    if path is not None:
-        for prefix in {f"{path}: ", f"{portable_name(str(path))}: "}:
-            message = message.removeprefix(prefix)
-    message = escape_controls(portable_name(message))[:_REASON_CHARS]
-    if isinstance(exc, ExtractionError):
-        return message
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return run(
+        paths,
+        process_locally,
+        pipeline=pipeline,
+        store=store,
+        model=model,
+        passwords=passwords,
+        prune=prune,
+        force=force,
+        events=events,
+    )
 
 
-class _Embedder:
-    """Loads the model on first use: a run where nothing changed never loads it.
+def run(
+    paths: Sequence[str | Path],
+    process: ProcessFiles,
+    *,
+    pipeline: Pipeline | None = None,
+    store: Store | None = None,
+    model: JinaClipModel | None = None,
+    passwords: Sequence[str] = (),
+    prune: bool = False,
+    force: bool = False,
+    events: Events | None = None,
+) -> IngestReport:
+    """The run around the processing of files, shared by :func:`ingest` and the Ray run:
+    listing and planning files, opening the store, pruning, notices. ``process`` decides how
+    the files left to do are parsed, embedded and written."""
+    watch = Stopwatch()
+    pipeline = _with_env_model(pipeline or Pipeline.default())
+    events = events or Events()
+    report = IngestReport()
+    events.status("listing files")
+    found = walk_sources(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
+    all_passwords = _read_passwords(pipeline, passwords)
+    # Checked once here, so "enabled = true" without Tesseract stops the run before it starts.
+    ocr_missing = resolve_ocr(pipeline.ocr_settings())[1]
+    signature = ExtractionSignature.of(pipeline, ocr_missing)
+    with _opened(store, pipeline, report) as opened:
+        if model is None:
+            pipeline = _with_store_model(pipeline, opened, report)
+        check = ModelCheck(opened, pipeline, model)
+        lazy = LazyModel(pipeline, model, before_load=check, announce=events.status)
+        state = Run(pipeline, opened, report, events, check, lazy, signature)
+        if not opened.exists():
+            opened.ensure_collection(model_record(pipeline, model))
+        events.start(len(found.files) + len(found.skipped))
+        for name, reason in found.skipped:
+            state.finish(FileOutcome(name, "skipped", reason))
+        count = len(found.files)
+        events.status(f"hashing {count} file{'s' if count != 1 else ''}")
+        planner = Planner(opened, signature, report.timings, state.finish, force=force)
+        todo = planner.plan(found.files)
+        if todo:
+            process(state, todo, all_passwords)
+        if prune:
+            _prune(state, paths, found.files)
+        _optimize(state)
+    if lazy.loaded is not None:
+        report.dtype = report.dtype or f"{lazy.loaded.dtype_choice} on {lazy.loaded.device}"
+    _note_missing_text(report, pipeline, ocr_missing)
+    report.elapsed_s = watch.stop()
+    return report
 
-    On first use it also checks that the store was built with this model: vectors of another
-    one would be noise, so nothing is embedded (or loaded) before the check passes.
+
+def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> None:
+    """Parse, chunk, embed and write the files in this process (with the parser worker).
+
+    Sources are gathered until enough text or images wait for one shared embedding pass; each
+    is written as soon as its own vectors are ready.
     """
+    embedder = BatchEmbedder(state.model, state.timings, state.events)
+    pending: list[Prepared] = []
+    with parser_process(state.pipeline, passwords) as parser:
+        state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''}")
+        for item, parsed in parse_each(parser, todo, state.timings):
+            if isinstance(parsed, ExtractionError):
+                state.fail(item, parsed)
+                continue
+            # Loaded (and checked against the store) outside the boundary: without the model
+            # nothing can go in.
+            model = state.model.get()
+            try:
+                prepared = prepare(item, parsed, model, state.pipeline.chunking, state.timings)
+            except Exception as exc:
+                state.fail(item, exc)
+                continue
+            state.events.parsed(len(prepared.chunks), len(parsed.images))
+            pending.append(prepared)
+            texts = sum(len(entry.chunks) for entry in pending)
+            images = sum(len(entry.document.images) for entry in pending)
+            if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
+                _embed_and_write(state, embedder, pending)
+                pending = []
+    _embed_and_write(state, embedder, pending)
+    state.report.real_tokens += embedder.real_tokens
+    state.report.padded_tokens += embedder.padded_tokens
 
-    def __init__(
-        self, pipeline: Pipeline, model: JinaClipModel | None, store: Store | None = None
-    ) -> None:
-        self.pipeline = pipeline
-        self._model = model
-        self._store = store
-        self._checked = store is None  # nothing to check against (a Ray actor: no store)
 
-    def check(self) -> None:
-        """Raise :class:`~mrag.store.ModelMismatchError` if the store was built with another
-        model; reads the checkpoint's files, loads nothing."""
-        if not self._checked and self._store is not None:
-            self._store.check_model(model_record(self.pipeline, self._model))
-        self._checked = True
+def _embed_and_write(state: Run, embedder: BatchEmbedder, pending: list[Prepared]) -> None:
+    """Embed ``pending`` together, writing each source as soon as its points are built."""
+    if not pending:
+        return
+    for item, embedded in embed_each(embedder, pending, state.signature):
+        if isinstance(embedded, Exception):
+            state.fail(item.todo, embedded)
+        else:
+            state.writer.write(embedded)
 
-    @property
-    def loaded(self) -> JinaClipModel | None:
-        """The model if it has been loaded (or was given), without loading it."""
-        return self._model
 
-    @property
-    def model(self) -> JinaClipModel:
-        self.check()
-        if self._model is None:
-            from mrag.model.embeddings import load_shared_model
-
-            section = self.pipeline.model
-            self._model = load_shared_model(
-                section.name, revision=section.revision, device=section.device, dtype=section.dtype
-            )
-        return self._model
+# -- around the processing -------------------------------------------------------------------------
 
 
 def _with_env_model(pipeline: Pipeline) -> Pipeline:
@@ -283,24 +273,6 @@ def _with_store_model(pipeline: Pipeline, store: Store, report: IngestReport) ->
     return pipeline.override(model__name=choice.name, model__revision=choice.revision)
 
 
-def model_record(pipeline: Pipeline, model: JinaClipModel | None) -> ModelRecord:
-    """Which model this run embeds with, without loading it: what the store records."""
-    revision = pipeline.model.revision
-    if model is not None:
-        return ModelRecord.of(model.name_or_path or None, revision, model.embedding_dim)
-    return ModelRecord.of_checkpoint(pipeline.model.name, revision)
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and its ancestors that do not exist yet, outermost first."""
-    missing: list[Path] = []
-    current = path.absolute()
-    while not current.exists() and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    return missing[::-1]
-
-
 def _read_passwords(pipeline: Pipeline, passwords: Sequence[str]) -> list[str]:
     found = list(passwords)
     if pipeline.sources.passwords_file:
@@ -313,71 +285,14 @@ def _read_passwords(pipeline: Pipeline, passwords: Sequence[str]) -> list[str]:
     return found
 
 
-def ingest(
-    paths: Sequence[str | Path],
-    *,
-    pipeline: Pipeline | None = None,
-    store: Store | None = None,
-    model: JinaClipModel | None = None,
-    passwords: Sequence[str] = (),
-    prune: bool = False,
-    events: Events | None = None,
-) -> IngestReport:
-    """Ingest files and folders into the store; safe to run again at any time.
+@contextmanager
+def _opened(store: Store | None, pipeline: Pipeline, report: IngestReport) -> Iterator[Store]:
+    """The given store, or the pipeline's, opened for the run and closed after it.
 
-    Args:
-        paths: files and folders; folders are walked with the pipeline's include/exclude globs.
-        pipeline: settings (default: :meth:`Pipeline.default`); ``MRAG_MODEL``, when set,
-            replaces the built-in model (a pipeline that names another model keeps it).
-        store: an open :class:`Store`; by default the pipeline's store settings (or the
-            ``MRAG_QDRANT_PATH``/``QDRANT_URL``/``MRAG_COLLECTION`` environment) are opened.
-        model: an already loaded model; by default the pipeline's model is loaded when first
-            needed.
-        passwords: passwords to try on encrypted PDFs (after the empty one).
-        prune: also delete sources under the given folders whose files no longer exist.
-        events: progress hooks.
-
-    Returns the :class:`IngestReport`; files that failed are in it with their reasons. Raises
-    ``FileNotFoundError`` for a path that does not exist, :class:`~mrag.store.StoreError` when
-    the store cannot be opened or holds vectors of another size than the model's,
-    :class:`~mrag.model.CheckpointError` when the model cannot load and
-    :class:`~mrag.extract.worker.WorkerError` when the parser worker cannot start.
+    A store folder this run created and wrote nothing to is removed again.
     """
-    return run_ingest(
-        _Run,
-        paths,
-        pipeline=pipeline,
-        store=store,
-        model=model,
-        passwords=passwords,
-        prune=prune,
-        events=events,
-    )
-
-
-def run_ingest(
-    run_type: type[_Run],
-    paths: Sequence[str | Path],
-    *,
-    pipeline: Pipeline | None = None,
-    store: Store | None = None,
-    model: JinaClipModel | None = None,
-    passwords: Sequence[str] = (),
-    prune: bool = False,
-    events: Events | None = None,
-) -> IngestReport:
-    """The run around the processing of files, shared by :func:`ingest` and the Ray run:
-    listing files, opening the store, pruning. ``run_type`` decides how files are processed."""
-    pipeline = _with_env_model(pipeline or Pipeline.default())
-    events = events or Events()
-    started = time.perf_counter()
-    report = IngestReport()
-    found = walk_sources(paths, include=pipeline.sources.include, exclude=pipeline.sources.exclude)
-    all_passwords = _read_passwords(pipeline, passwords)
-    # Checked once here, so "enabled = true" without Tesseract stops the run before it starts.
-    ocr_missing = resolve_ocr(pipeline.ocr_settings())[1]
-    own_store = store is None
     created: list[Path] = []
+    own = store is None
     if store is None:
         settings = StoreSettings.from_env(
             path=pipeline.store.path, url=pipeline.store.url, collection=pipeline.store.collection
@@ -392,46 +307,43 @@ def run_ingest(
             raise
     report.store = f"{store.collection} @ {store.location or 'a Qdrant client'}"
     try:
-        if model is None:
-            pipeline = _with_store_model(pipeline, store, report)
-        embedder = _Embedder(pipeline, model, store)
-        if not store.exists():
-            store.ensure_collection(model_record(pipeline, model))
-        events.start(len(found.files) + len(found.skipped))
-        run = run_type(pipeline, store, embedder, report, events)
-        for name, reason in found.skipped:
-            run._finish(FileOutcome(name, "skipped", reason))
-        run.process(found.files, all_passwords)
-        if prune:
-            run.prune(paths, found.files)
-        if store.needs_optimize():
-            # Once per run, never per file: building HNSW graphs takes minutes at 100k points.
-            clock = time.perf_counter()
-            store.optimize()
-            run.timings["optimize"] += time.perf_counter() - clock
+        yield store
     finally:
-        if own_store:
+        if own:
             store.close()
             wrote = any(o.status in ("ingested", "no_content") for o in report.files)
             if created and not wrote:
                 # A run that stored nothing leaves no empty store folder behind.
                 shutil.rmtree(created[0], ignore_errors=True)
-    if embedder.loaded is not None:
-        report.dtype = f"{embedder.loaded.dtype_choice} on {embedder.loaded.device}"
-    _note_missing_text(report, pipeline, ocr_missing)
-    report.elapsed_s = time.perf_counter() - started
-    return report
 
 
-def parser_process(pipeline: Pipeline, passwords: Sequence[str]) -> ParserProcess:
-    """A parser worker with the pipeline's guard rails (memory cap, time budget, page limits)."""
-    return ParserProcess(
-        limits=pipeline.extraction_limits(),
-        image_filter=pipeline.image_filter(),
-        passwords=passwords,
-        memory_mb=pipeline.limits.memory_mb,
-        ocr=pipeline.ocr_settings(),
-    )
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    missing: list[Path] = []
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    return missing[::-1]
+
+
+def _prune(state: Run, paths: Sequence[str | Path], files: Sequence[SourceFile]) -> None:
+    """Delete stored sources under the given folders whose files are gone."""
+    roots = [source_key(p).rstrip("/") + "/" for p in paths if Path(p).is_dir()]
+    present = {file.source for file in files}
+    for record in state.store.sources():
+        inside = any(record.source.startswith(root) for root in roots)
+        if inside and record.source not in present and not source_path(record.source).exists():
+            removed = state.store.delete_source(record.source)
+            state.finish(FileOutcome(record.source, "deleted", points=removed))
+
+
+def _optimize(state: Run) -> None:
+    if state.store.needs_optimize():
+        # Once per run, never per file: building HNSW graphs takes minutes at 100k points.
+        state.events.status("optimizing the store")
+        with state.timings.measure("optimize"):
+            state.store.optimize()
 
 
 def _note_missing_text(report: IngestReport, pipeline: Pipeline, ocr_missing: str | None) -> None:
@@ -451,311 +363,3 @@ def _note_missing_text(report: IngestReport, pipeline: Pipeline, ocr_missing: st
         )
     elif pipeline.ocr.enabled is False:
         report.notices.append(f"OCR is off ([ocr] enabled = false): {what}")
-
-
-class _Run:
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        store: Store,
-        embedder: _Embedder,
-        report: IngestReport,
-        events: Events,
-    ) -> None:
-        self.pipeline = pipeline
-        self.store = store
-        self.embedder = embedder
-        self.report = report
-        self.events = events
-        self.timings: Counter[str] = Counter()
-        report.timings = self.timings
-
-    def _finish(self, outcome: FileOutcome) -> None:
-        self.report.files.append(outcome)
-        self.events.file_done(outcome)
-
-    def _fail(self, todo: _Todo, exc: BaseException) -> None:
-        reason = failure_reason(exc, todo.file.path)
-        self._finish(FileOutcome(todo.file.source, "failed", reason))
-
-    # -- the loop --------------------------------------------------------------------------------
-
-    def _todo(self, file: SourceFile) -> _Todo | None:
-        """What to do with ``file``: None when it is unchanged (its outcome is then reported)."""
-        clock = time.perf_counter()
-        digest = file_hash(file.path)
-        record = self.store.source_record(file.source)
-        legacy = None
-        if record is None:
-            old = legacy_source_name(file.path)
-            if old not in (None, file.source) and self.store.source_record(old) is not None:
-                legacy = old
-        self.timings["hash"] += time.perf_counter() - clock
-        if record is not None and record.content_hash == digest:
-            status: Status = "unchanged"
-            self._finish(
-                FileOutcome(
-                    file.source,
-                    status,
-                    pages=record.pages,
-                    chunks=record.chunks,
-                    images=record.images,
-                )
-            )
-            return None
-        return _Todo(file, digest, legacy)
-
-    def plan(self, files: Sequence[SourceFile]) -> list[_Todo]:
-        """Hash every file and settle the unchanged ones; returns what is left to do."""
-        todo: list[_Todo] = []
-        for file in files:
-            try:
-                item = self._todo(file)
-            except OSError as exc:
-                reason = f"cannot read ({exc.strerror or exc})"
-                self._finish(FileOutcome(file.source, "failed", reason))
-                continue
-            if item is not None:
-                todo.append(item)
-        return todo
-
-    def process(self, files: Sequence[SourceFile], passwords: Sequence[str]) -> None:
-        todo = self.plan(files)
-        if not todo:
-            return
-        pending: list[_Prepared] = []
-        with parser_process(self.pipeline, passwords) as parser:
-            parser.submit(todo[0].file.path)
-            for index, item in enumerate(todo):
-                clock = time.perf_counter()
-                try:
-                    document, _ = parser.result()
-                except ExtractionError as exc:
-                    document = None
-                    self._fail(item, exc)
-                self.timings["parse_wait"] += time.perf_counter() - clock
-                if index + 1 < len(todo):
-                    # The worker parses the next file while this process chunks and embeds.
-                    parser.submit(todo[index + 1].file.path)
-                if document is None:
-                    continue
-                for stage, seconds in document.timings.items():
-                    self.timings[f"parse_{stage}"] += seconds
-                # Loaded (and checked against the store) outside the boundary: without the model
-                # nothing can go in.
-                _ = self.embedder.model
-                try:
-                    prepared = self._prepare(item, document)
-                except Exception as exc:
-                    self._fail(item, exc)
-                    continue
-                pending.append(prepared)
-                texts = sum(len(entry.chunks) for entry in pending)
-                images = sum(len(entry.document.images) for entry in pending)
-                if texts >= _PENDING_TEXTS or images >= _PENDING_IMAGES:
-                    self._flush(pending)
-                    pending = []
-        self._flush(pending)
-
-    def _prepare(self, todo: _Todo, document: ParsedDocument) -> _Prepared:
-        clock = time.perf_counter()
-        chunks = chunk_document(
-            document.pages,
-            self.embedder.model._require_tokenizer().backend,
-            max_tokens=self.pipeline.chunking.max_tokens,
-            overlap_tokens=self.pipeline.chunking.overlap_tokens,
-        )
-        self.timings["chunk"] += time.perf_counter() - clock
-        return _Prepared(todo, document, chunks)
-
-    # -- embedding and writing -------------------------------------------------------------------
-
-    def _embed_texts(self, texts: list[str]) -> np.ndarray:
-        model = self.embedder.model
-        batch_size = self.pipeline.model.batch_size
-        clock = time.perf_counter()
-        ids = model.tokenize(texts, max_length=self.pipeline.chunking.max_tokens)
-        self.timings["tokenize"] += time.perf_counter() - clock
-        lengths = [len(sequence) for sequence in ids]
-        self.report.real_tokens += sum(lengths)
-        if not model.packs_text:  # packed batches compute no padding
-            for batch in model.text_batch_plan(lengths, batch_size):
-                longest = max(lengths[i] for i in batch)
-                self.report.padded_tokens += sum(longest - lengths[i] for i in batch)
-        clock = time.perf_counter()
-        vectors = model.encode_ids(ids, batch_size=batch_size)
-        seconds = time.perf_counter() - clock
-        self.timings["model_text"] += seconds
-        self.events.embedded("text", len(texts), seconds)
-        return vectors
-
-    def _embed_images(self, images: list[Any]) -> np.ndarray:
-        clock = time.perf_counter()
-        vectors = self.embedder.model.encode_image(
-            images,
-            batch_size=self.pipeline.model.batch_size,
-            max_pixels=self.pipeline.limits.max_pixels,
-        )
-        seconds = time.perf_counter() - clock
-        self.timings["model_image"] += seconds
-        self.events.embedded("image", len(images), seconds)
-        return vectors
-
-    def _flush(self, pending: list[_Prepared]) -> None:
-        """Embed the pending sources together, then write each one on its own."""
-        if not pending:
-            return
-        try:
-            embedded = self.embed(pending)
-        except Exception as exc:
-            if len(pending) == 1:
-                self._fail(pending[0].todo, exc)
-                return
-            # One source's content broke the shared batch: find it by embedding each alone.
-            for item in pending:
-                self._flush([item])
-            return
-        for item in embedded:
-            self.write(item)
-
-    def embed(self, pending: list[_Prepared]) -> list[_Embedded]:
-        """Embed the chunks and images of ``pending`` in shared batches and build their points."""
-        if not pending:
-            return []
-        texts = [chunk.embedding_text() for item in pending for chunk in item.chunks]
-        images = [image.image for item in pending for image in item.document.images]
-        nothing = np.zeros((0, 0), np.float32)
-        text_vectors = self._embed_texts(texts) if texts else nothing
-        image_vectors = self._embed_images(images) if images else nothing
-        embedded = []
-        text_at = image_at = 0
-        for item in pending:
-            texts_here, images_here = len(item.chunks), len(item.document.images)
-            points = self._points(
-                item,
-                text_vectors[text_at : text_at + texts_here],
-                image_vectors[image_at : image_at + images_here],
-            )
-            text_at += texts_here
-            image_at += images_here
-            document = item.document
-            embedded.append(
-                _Embedded(
-                    item.todo,
-                    points,
-                    pages=document.page_count,
-                    chunks=len(item.chunks),
-                    images=len(document.images),
-                    filtered=dict(document.filtered),
-                    problems=[escape_controls(portable_name(p)) for p in document.problems],
-                    parser=document.parser or None,
-                    ocr_pages=sum(page.ocr_confidence is not None for page in document.pages),
-                    no_text_pages=len(document.no_text_pages),
-                )
-            )
-        return embedded
-
-    def _points(
-        self, item: _Prepared, text_vectors: np.ndarray, image_vectors: np.ndarray
-    ) -> list[Any]:
-        clock = time.perf_counter()
-        document = item.document
-        source = item.source
-        common = {
-            "source": source,
-            "file_name": file_name(source),
-            "content_hash": item.todo.content_hash,
-            "kind": document.kind,
-        }
-        recognised = {
-            page.page: page.ocr_confidence
-            for page in document.pages
-            if page.ocr_confidence is not None
-        }
-        points = []
-        for chunk, vector in zip(item.chunks, text_vectors, strict=True):
-            metadata = {
-                **common,
-                "page": chunk.pages[0],
-                "pages": chunk.pages,
-                "chunk_index": chunk.index,
-                "start": chunk.start,
-                "end": chunk.end,
-                "headings": chunk.headings,
-            }
-            confidences = [recognised[p] for p in chunk.pages if p in recognised]
-            if confidences:
-                metadata["ocr"] = True
-                metadata["ocr_confidence"] = min(confidences)
-            payload = text_payload(chunk.text, metadata)
-            points.append(make_point(source, "text", chunk.index, vector, payload))
-        for image, vector in zip(document.images, image_vectors, strict=True):
-            metadata = {
-                **common,
-                "page": image.pages[0],
-                "pages": image.pages,
-                "name": image.name,
-                "image_hash": image.content_hash,
-                "context_kind": image.context_kind,
-                "alt_text": image.alt_text,
-            }
-            payload = image_payload(image.context, image.image, metadata)
-            points.append(make_point(source, "image", image.content_hash, vector, payload))
-        self.timings["points"] += time.perf_counter() - clock
-        return points
-
-    def write(self, embedded: _Embedded) -> None:
-        """Make the points the source's whole stored content, then record it as done.
-
-        A write that fails fails this source alone; a store built with another model stops the
-        run (:class:`~mrag.store.ModelMismatchError`).
-        """
-        # Points embedded elsewhere (Ray actors) meet the model check here, before any write.
-        self.embedder.check()
-        clock = time.perf_counter()
-        record = SourceRecord(
-            source=embedded.source,
-            content_hash=embedded.todo.content_hash,
-            points=len(embedded.points),
-            chunks=embedded.chunks,
-            images=embedded.images,
-            pages=embedded.pages,
-            ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        try:
-            self.store.replace_source(record, embedded.points)
-            if embedded.todo.legacy is not None:
-                self.store.delete_source(embedded.todo.legacy)
-        except Exception as exc:
-            self._fail(embedded.todo, exc)
-            return
-        finally:
-            self.timings["store"] += time.perf_counter() - clock
-        status: Status = "ingested" if embedded.points else "no_content"
-        self._finish(
-            FileOutcome(
-                embedded.source,
-                status,
-                pages=embedded.pages,
-                chunks=embedded.chunks,
-                images=embedded.images,
-                filtered=embedded.filtered,
-                problems=embedded.problems,
-                points=len(embedded.points),
-                parser=embedded.parser,
-                ocr_pages=embedded.ocr_pages,
-                no_text_pages=embedded.no_text_pages,
-            )
-        )
-
-    # -- pruning ---------------------------------------------------------------------------------
-
-    def prune(self, paths: Sequence[str | Path], files: Sequence[SourceFile]) -> None:
-        """Delete stored sources under the given folders whose files are gone."""
-        roots = [source_key(p).rstrip("/") + "/" for p in paths if Path(p).is_dir()]
-        present = {file.source for file in files}
-        for record in self.store.sources():
-            inside = any(record.source.startswith(root) for root in roots)
-            if inside and record.source not in present and not source_path(record.source).exists():
-                removed = self.store.delete_source(record.source)
-                self._finish(FileOutcome(record.source, "deleted", points=removed))

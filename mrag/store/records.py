@@ -9,7 +9,7 @@ redoes that source.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mrag.model.identity import ModelRecord
@@ -27,7 +27,11 @@ __all__ = ["LAYOUT_ID", "LAYOUT_KEY", "LAYOUT_VERSION", "Layout", "ModelRecord",
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """The ledger entry of a source whose points are all written."""
+    """The ledger entry of a source whose points are all written.
+
+    ``extraction`` is what shaped the source's extraction (see
+    :mod:`mrag.ingestion.signature`); records written before it existed read as empty.
+    """
 
     source: str
     content_hash: str
@@ -36,11 +40,13 @@ class SourceRecord:
     images: int
     pages: int
     ingested_at: str
+    extraction: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> SourceRecord:
-        """The record of a ledger payload (extra fields are ignored)."""
-        return cls(**{name: payload[name] for name in cls.__dataclass_fields__})
+        """The record of a ledger payload (extra fields are ignored; fields added later have
+        defaults, so a ledger written by an older mrag still reads)."""
+        return cls(**{name: payload[name] for name in cls.__dataclass_fields__ if name in payload})
 
 
 @dataclass(frozen=True)

@@ -199,23 +199,3 @@ def test_a_local_ray_refuses_actors_it_could_never_place(ray_address: str) -> No
         _check_fits(Pipeline().override(ray__gpus_per_actor=1.0).ray)
     with pytest.raises(ValueError, match=r"3 model actor\(s\) .* need 4 CPUs"):
         _check_fits(Pipeline().override(ray__actors=3).ray)
-
-
-def test_a_source_that_fails_to_embed_fails_alone_not_its_batch() -> None:
-    from mrag.ingestion.ray import _ModelActor
-
-    class Flaky:
-        """Embeds like a run, except that any pass holding "bad" raises."""
-
-        def embed(self, items: list[str]) -> list[str]:
-            if "bad" in items:
-                raise ValueError("no vector for this one")
-            return [f"points of {item}" for item in items]
-
-    reasons: dict[int, str] = {}
-    prepared = {0: "a", 1: "bad", 3: "c"}
-    shown = ["docs/a.md", "docs/bad.pdf", "docs/unparsed.pdf", "docs/c.md"]
-    embedded = _ModelActor._embed(Flaky(), prepared, reasons, shown)  # type: ignore[arg-type]
-    assert embedded == {0: "points of a", 3: "points of c"}
-    # The path is the outcome's own field; the reason says what went wrong, as in the local run.
-    assert reasons == {1: "ValueError: no vector for this one"}

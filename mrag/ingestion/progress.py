@@ -129,6 +129,8 @@ class ConsoleProgress(Events):
                 f"{self._items()}  "
                 f"{elapsed:3.0f} s  {self.rate}{self._eta(elapsed)}"
             )
+            if self.activity:
+                line += f"  ({self.activity}...)"
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))
         self.stream.flush()
 

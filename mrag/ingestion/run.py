@@ -176,6 +176,7 @@ def run(
     # Checked once here, so "enabled = true" without Tesseract stops the run before it starts.
     ocr_missing = resolve_ocr(pipeline.ocr_settings())[1]
     signature = ExtractionSignature.of(pipeline, ocr_missing)
+    events.status("opening the store")
     with _opened(store, pipeline, report) as opened:
         if model is None:
             pipeline = _with_store_model(pipeline, opened, report)

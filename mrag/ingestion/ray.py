@@ -222,6 +222,7 @@ class _RayRun(_Run):
         self.report.real_tokens += stats.real_tokens
         self.report.padded_tokens += stats.padded_tokens
         self.report.dtype = self.report.dtype or stats.dtype
+        self.report.device = self.report.device or stats.device
         for modality, items, seconds in stats.embedded:
             self.events.embedded(modality, items, seconds)
 
@@ -273,8 +274,9 @@ class _BatchStats:
     real_tokens: int = 0
     padded_tokens: int = 0
     embedded: list[tuple[str, int, float]] = field(default_factory=list)
-    #: The actor model's compute dtype and why, once it is loaded.
+    #: The actor model's compute dtype and why, and its device, once it is loaded.
     dtype: str = ""
+    device: str = ""
 
 
 class _Recorder(Events):
@@ -321,8 +323,8 @@ class _ModelActor:
         stats = _BatchStats(run.timings, report.real_tokens, report.padded_tokens)
         stats.embedded = events.embedded_calls
         if self.embedder.loaded is not None:
-            loaded = self.embedder.loaded
-            stats.dtype = f"{loaded.dtype_choice} on {loaded.device}"
+            stats.dtype = str(self.embedder.loaded.dtype_choice)
+            stats.device = str(self.embedder.loaded.device)
         size = len(batch)
         return {
             "index": np.asarray(batch["index"]),

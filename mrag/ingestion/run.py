@@ -111,8 +111,10 @@ class IngestReport:
     real_tokens: int = 0
     padded_tokens: int = 0
     store: str = ""
-    #: The compute dtype (and why it was chosen) and the device; empty when no model loaded.
+    #: The model's compute dtype and why it was chosen; empty when nothing needed the model.
     dtype: str = ""
+    #: The device the model computed on (``cpu``, ``cuda:0``); empty likewise.
+    device: str = ""
     notices: list[str] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
@@ -148,6 +150,7 @@ class IngestReport:
         return {
             "store": self.store,
             "dtype": self.dtype,
+            "device": self.device,
             "totals": self.totals(),
             "elapsed_s": round(self.elapsed_s, 3),
             "timings_s": {key: round(value, 3) for key, value in sorted(self.timings.items())},
@@ -417,7 +420,8 @@ def run_ingest(
                 # A run that stored nothing leaves no empty store folder behind.
                 shutil.rmtree(created[0], ignore_errors=True)
     if embedder.loaded is not None:
-        report.dtype = f"{embedder.loaded.dtype_choice} on {embedder.loaded.device}"
+        report.dtype = str(embedder.loaded.dtype_choice)
+        report.device = str(embedder.loaded.device)
     _note_missing_text(report, pipeline, ocr_missing)
     report.elapsed_s = time.perf_counter() - started
     return report

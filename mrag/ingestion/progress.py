@@ -185,7 +185,7 @@ def format_summary(report: IngestReport) -> str:
         f"content: {totals['pages']} pages{textless}, {totals['chunks']} chunks, "
         f"{totals['images_kept']} images kept (filtered: {filtered_text})",
         f"store: {totals['points_written']} points written to {report.store}",
-        *([f"model: {report.dtype}"] if report.dtype else []),
+        *([f"model: {report.dtype} on {report.device or 'cpu'}"] if report.dtype else []),
         f"elapsed: {report.elapsed_s:.1f} s",
     ]
     if totals["ocr_pages"]:

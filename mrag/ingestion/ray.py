@@ -223,6 +223,7 @@ def _merge(state: Run, stats: _BatchStats | None) -> None:
     state.report.real_tokens += stats.real_tokens
     state.report.padded_tokens += stats.padded_tokens
     state.report.dtype = state.report.dtype or stats.dtype
+    state.report.device = state.report.device or stats.device
     for chunks, images in stats.parsed:
         state.events.parsed(chunks, images)
     for modality, items, seconds in stats.embedded:
@@ -278,8 +279,9 @@ class _BatchStats:
     embedded: list[tuple[str, int, float]] = field(default_factory=list)
     #: Chunks and images of each source the call prepared.
     parsed: list[tuple[int, int]] = field(default_factory=list)
-    #: The actor model's compute dtype and why, once it is loaded.
+    #: The actor model's compute dtype and why, and its device, once it is loaded.
     dtype: str = ""
+    device: str = ""
 
 
 class _Recorder(Events):
@@ -332,7 +334,8 @@ class _ModelActor:
         embedded = self._embed(stats, prepared, reasons)
         if self.model.loaded is not None:
             loaded = self.model.loaded
-            stats.dtype = f"{loaded.dtype_choice} on {loaded.device}"
+            stats.dtype = str(loaded.dtype_choice)
+            stats.device = str(loaded.device)
         size = len(batch)
         return {
             "index": np.asarray(batch["index"]),

@@ -69,6 +69,8 @@ class IngestReport:
     store: str = ""
     #: The model's compute dtype and why it was chosen; empty when nothing needed the model.
     dtype: str = ""
+    #: The device the model computed on (``cpu``, ``cuda:0``); empty likewise.
+    device: str = ""
     notices: list[str] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
@@ -114,6 +116,7 @@ class IngestReport:
         return {
             "store": self.store,
             "dtype": self.dtype,
+            "device": self.device,
             "totals": self.totals(),
             "rereads": self.rereads(),
             "elapsed_s": round(self.elapsed_s, 3),

@@ -198,7 +198,8 @@ def run(
             _prune(state, paths, found.files)
         _optimize(state)
     if lazy.loaded is not None:
-        report.dtype = report.dtype or f"{lazy.loaded.dtype_choice} on {lazy.loaded.device}"
+        report.dtype = report.dtype or str(lazy.loaded.dtype_choice)
+        report.device = report.device or str(lazy.loaded.device)
     _note_missing_text(report, pipeline, ocr_missing)
     report.elapsed_s = watch.stop()
     return report

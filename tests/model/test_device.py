@@ -66,6 +66,20 @@ def test_summary_and_stats_show_the_device(tmp_path: Path, tiny_checkpoint: Path
     assert re.search(rf"^model: (float32|bfloat16) \(.+\) on {HERE}$", result.stdout, re.M), (
         result.stdout
     )
+    (tmp_path / "valves.md").write_text("# Valves\n\nThe valve opens at three bar.\n")
+    result = _cli(
+        "ingest",
+        "valves.md",
+        "--json",
+        "--model",
+        str(tiny_checkpoint),
+        "--qdrant-path",
+        store,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["device"] == HERE and report["dtype"].split()[0] in ("float32", "bfloat16")
 
     shown = _cli("stats", "--qdrant-path", store, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

@@ -120,6 +120,7 @@ def _ingest(
     args: argparse.Namespace, address: str | None, pipeline: Pipeline, progress: Events
 ) -> IngestReport:
     from mrag.ingestion.run import ingest
+    from mrag.model import CheckpointError, ConfigError
 
     try:
         if args.ray is not None:
@@ -133,6 +134,8 @@ def _ingest(
         )
     except FileNotFoundError as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    except (CheckpointError, ConfigError):
+        raise  # reported by mrag.cli as "cannot load the model"
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

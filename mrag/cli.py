@@ -10,6 +10,7 @@ import argparse
 import difflib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -54,13 +55,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str | None:
-    prefix = "unrecognized arguments: "
-    if not message.startswith(prefix):
+    """``did you mean X?`` for an unknown flag or a mistyped choice close to a known one."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if choice:
+        # Choices are quoted up to Python 3.12 and bare after it.
+        given, known = choice[1], [c.strip().strip("'") for c in choice[2].split(",")]
+        candidates = [given]
+    elif message.startswith("unrecognized arguments: "):
+        known = [flag for action in parser._actions for flag in action.option_strings]
+        words = message.removeprefix("unrecognized arguments: ").split()
+        candidates = [word.split("=", 1)[0] for word in words if word.startswith("-")]
+    else:
         return None
-    known = [flag for action in parser._actions for flag in action.option_strings]
-    for given in message[len(prefix) :].split():
-        flag = given.split("=", 1)[0]
-        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag[:1] == "-" else []
+    for candidate in candidates:
+        close = difflib.get_close_matches(candidate, known, n=1, cutoff=0.6)
         if close:
             return f"did you mean {close[0]}?"
     return None

@@ -114,7 +114,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.query is not None and args.image is not None:
         raise UsageError("give either a question or --image, not both")
     if args.image is None and (args.query is None or not args.query.strip()):
-        raise UsageError("the question is empty; give some text or --image PATH")
+        raise UsageError("the question is empty", hint="give some text, or --image PATH")
     if args.k < 1:
         raise UsageError(f"-k must be at least 1, not {args.k}")
     if not 0.0 <= args.image_share <= 1.0:

@@ -120,6 +120,12 @@ def test_usage_errors_are_2_with_the_subcommands_usage(capsys: pytest.CaptureFix
     assert lines[0].startswith("usage: mrag query ")
     assert lines[-1].startswith("error: argument --modality: invalid choice: 'video'")
 
+    with pytest.raises(SystemExit) as stopped:
+        main(["qury", "pumps"])
+    assert stopped.value.code == 2
+    lines = _errors(capsys)
+    assert lines[0].startswith("usage: mrag ") and lines[-1] == "hint: did you mean query?"
+
     assert main(["ingest"]) == 2
     assert _errors(capsys) == ["error: give at least one PATH to ingest"]
     assert main(["export", "--qdrant-path", "x"]) == 2
@@ -238,3 +244,23 @@ def test_python_m_mrag_beside_a_clone_says_why_in_one_line(tmp_path: Path) -> No
         f"error: the folder {tmp_path / 'mrag'} hides the installed mrag package",
         "hint: run `mrag` (the command), or python -m mrag from another folder",
     ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--max-inputs", "0", "max_inputs must be at least 1"),
+        ("--max-text-tokens", "0", "max_text_tokens"),
+        ("--max-image-bytes", "0", "max_image_bytes"),
+        ("--max-pixels", "0", "max_pixels"),
+        ("--max-body-bytes", "0", "max_body_bytes"),
+        ("--url-timeout", "-1", "url_timeout must be positive"),
+    ],
+)
+def test_each_serve_limit_reaches_the_server_limits(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused by ServerLimits itself, before any model loads: the option reached its field.
+    assert main(["serve", flag, value]) == 2
+    lines = _errors(capsys)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

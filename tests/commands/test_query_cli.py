@@ -204,8 +204,9 @@ def test_usage_errors(
     store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     assert _run(store_dir, *args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and message in err and "\n" not in err
+    first, *hints = capsys.readouterr().err.strip().splitlines()
+    assert first.startswith("error: ") and message in first
+    assert all(line.startswith("hint: ") for line in hints) and len(hints) <= 1
 
 
 def test_missing_collection_and_store(

@@ -120,23 +120,21 @@ def store_settings(args: argparse.Namespace) -> StoreSettings:
     )
 
 
-def store_model_problem(settings: StoreSettings, name: str, revision: str | None) -> str | None:
-    """Why the store cannot serve queries embedded by model ``name`` (another model built it,
-    or it cannot be opened), or None when it can or does not exist yet."""
+def check_store_model(settings: StoreSettings, name: str, revision: str | None) -> None:
+    """Raise :class:`~mrag.store.StoreError` when the store cannot serve queries embedded by
+    model ``name`` (another model built it, or it cannot be opened); a store that does not
+    exist yet, or is busy with a writer, is fine."""
     from mrag.model import CheckpointError, ConfigError
-    from mrag.store import ModelRecord, Store, StoreError, StoreInUseError
+    from mrag.store import ModelRecord, Store, StoreInUseError
 
     try:
         with Store.open(settings) as store:
             if store.exists():
                 store.check_model(ModelRecord.of_checkpoint(name, revision))
     except StoreInUseError:
-        return None  # searched later, once the writer is done
+        pass  # searched later, once the writer is done
     except (CheckpointError, ConfigError):
-        return None  # loading the model says what is wrong with it
-    except StoreError as exc:
-        return str(exc)
-    return None
+        pass  # loading the model says what is wrong with it
 
 
 def error(message: str, hint: str | None = None) -> None:

@@ -13,8 +13,8 @@ from mrag.commands.common import (
     add_model_options,
     add_store_options,
     check_device,
+    check_store_model,
     model_name,
-    store_model_problem,
     store_settings,
 )
 from mrag.server import limits as defaults
@@ -132,9 +132,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     name = model_name(args)
     settings = store_settings(args)
-    problem = store_model_problem(settings, name, args.revision)
-    if problem is not None:
-        raise UsageError(problem)
+    check_store_model(settings, name, args.revision)
     print(f"loading {name} ...", file=sys.stderr)
     model = load_shared_model(name, revision=args.revision, device=args.device, dtype=args.dtype)
     print(f"computing in {model.dtype_choice} on {model.device}", file=sys.stderr)

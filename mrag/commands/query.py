@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
     from mrag.store import Store
 
+#: The fewest characters of text a hit shows, however narrow the terminal.
+_MIN_SNIPPET = 16
 _EXTENSIONS = {
     "image/png": ".png",
     "image/jpeg": ".jpg",
@@ -197,8 +199,8 @@ def clip(text: str, width: int, keep_end: bool = False) -> str:
 def format_table(documents: list[Document], width: int, long: bool = False) -> str:
     """The ranked hits, one line each, fitted to ``width`` columns.
 
-    The location column is as wide as its longest entry (at most ~40% of the line, cut at the
-    start so the file name and page stay visible); the snippet gets the rest.
+    The location column is as wide as its longest entry (at most 60% of what the other columns
+    leave, cut at the start so the file name and page stay visible); the snippet gets the rest.
     """
     rows = [
         (
@@ -213,8 +215,9 @@ def format_table(documents: list[Document], width: int, long: bool = False) -> s
     header = ("#", "source:page", "element", "score", "snippet")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     fixed = widths[0] + widths[2] + widths[3] + 4 * 2
-    widths[1] = min(widths[1], max(12, (width - fixed) * 2 // 5))
-    rest = max(16, width - fixed - widths[1])
+    free = width - fixed
+    widths[1] = min(widths[1], max(12, min(free - _MIN_SNIPPET, free * 3 // 5)))
+    rest = max(_MIN_SNIPPET, free - widths[1])
     lines = []
     for rank, where, kind, score, text in [header, *rows]:
         lines.append(

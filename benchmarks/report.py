@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -166,343 +167,12 @@ def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
 def render(result: dict[str, Any]) -> str:
     """All sections as Markdown tables."""
-    meta = result["meta"]
-    machine = meta["machine"]
-    lines = [
-        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, "
-        f"{machine['memory_gib']} GiB; flags {' '.join(machine['cpu_flags'])}; "
-        f"torch {machine['torch']} with {machine['torch_threads']} threads; "
-        f"load average at start {_fmt(machine['load_average_at_start'])}.",
-        f"Run: preset {meta['preset']}, {'quick' if meta['quick'] else 'full'}, "
-        f"{meta['elapsed_s']:.0f} s, {meta['started']}; "
-        f"timed by {meta.get('clock', 'wall clock')}.",
-        "",
-    ]
+    lines = _machine(result["meta"])
     sections = result["sections"]
-    ceiling = sections.get("ceiling")
-    if _ok(ceiling):
-        lines += [
-            "### Ceiling (best GEMM throughput at the model's shapes, F.linear or oneDNN)",
-            "",
-        ]
-        rows = []
-        for dtype, data in ceiling["dtypes"].items():
-            for shape in data["shapes"]:
-                rows.append(
-                    [
-                        dtype,
-                        shape["name"],
-                        "x".join(map(str, shape["shape"])),
-                        shape["gflops_best"],
-                        shape["gflops_median"],
-                        shape.get("route", "F.linear"),
-                    ]
-                )
-        header = ["dtype", "layer", "M x K x N", "GFLOP/s best", "GFLOP/s median", "best route"]
-        lines += table(header, rows)
-        lines += [
-            "",
-            "Ceiling: "
-            + ", ".join(f"{d} {v['gflops']} GFLOP/s" for d, v in ceiling["dtypes"].items())
-            + f" (bf16/fp32 {ceiling['bf16_over_fp32']}x)",
-            "",
-        ]
-    model = sections.get("model")
-    if _ok(model):
-        lines += ["### Model (best of several runs)", ""]
-        rows = [
-            [
-                r["dtype"],
-                r["batch"],
-                r["images_per_s"],
-                r["gflops"],
-                _pct(r["ratio_to_ceiling"]),
-                r.get("ceiling_beside_gflops"),
-                _pct(r.get("ratio_to_ceiling_beside")),
-            ]
-            for r in model["vision"]
-        ]
-        lines += table(
-            [
-                "vision dtype",
-                "batch",
-                "images/s",
-                "GFLOP/s",
-                "of ceiling",
-                "GEMM beside",
-                "of GEMM beside",
-            ],
-            rows,
-        )
-        lines.append("")
-        rows = [
-            [
-                r["dtype"],
-                r["batch"],
-                r["length"],
-                r["tokens_per_s"],
-                r["gflops"],
-                _pct(r["ratio_to_ceiling"]),
-                r.get("ceiling_beside_gflops"),
-                _pct(r.get("ratio_to_ceiling_beside")),
-            ]
-            for r in model["text"]
-        ]
-        rows += [
-            [
-                r["dtype"],
-                f"mix of {r['texts']}",
-                f"mean {r['mean_length']}",
-                r["tokens_per_s"],
-                r["gflops"],
-                _pct(r["ratio_to_ceiling"]),
-                "-",
-                "-",
-            ]
-            for r in model["mix"]
-        ]
-        lines += table(
-            [
-                "text dtype",
-                "batch",
-                "length",
-                "tokens/s",
-                "GFLOP/s",
-                "of ceiling",
-                "GEMM beside",
-                "of GEMM beside",
-            ],
-            rows,
-        )
-        lines.append("")
-        if model.get("query"):
-            lines.append("")
-            lines += table(
-                ["query dtype", "tokens", "p50 ms", "best ms", "runs"],
-                [
-                    [r["dtype"], r["tokens"], r["p50_ms"], r["best_ms"], r["reps"]]
-                    for r in model["query"]
-                ],
-            )
-            lines.append("")
-        lines.append(f"auto on this machine: {model.get('auto_dtype', '-')}")
-        lines.append("bf16 over fp32: " + _fmt(model["bf16_speedup"]))
-        lines.append("bf16 vs fp32 normalised embeddings: " + _fmt(model["bf16_agreement"]))
-        cuda = model.get("cuda") or {}
-        if cuda.get("status") == "ok":
-            lines.append(
-                f"CUDA ({cuda['device']}, {cuda['dtype']}): "
-                + "; ".join(
-                    f"{r['tower']} batch {r['batch']}: {r['rate']:.1f}/s" for r in cuda["rows"]
-                )
-            )
-        elif cuda:
-            lines.append(f"CUDA: {cuda.get('status')} ({cuda.get('reason')})")
-        mask = model.get("alibi_mask")
-        if mask:
-            lines.append(
-                f"ALiBi mask at {mask['batch']} x {mask['length']}: {mask['mask_mb']} MB, kernel "
-                f"{mask['kernel']}; one layer's SDPA {mask['full_mask_s'] * 1000:.1f} ms with the "
-                f"full mask, {mask['broadcast_mask_s'] * 1000:.1f} ms broadcast over the batch, "
-                f"{mask['no_mask_s'] * 1000:.1f} ms unmasked; building it "
-                f"{mask['build_mask_s'] * 1000:.1f} ms; cost per forward about "
-                f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms (padded path only)"
-            )
-        if model.get("fast_paths"):
-            lines += ["", "What each fast path buys (A/B in this process, runs alternating):", ""]
-            lines += table(
-                ["change", "dtype", "workload", "off s", "on s", "speedup"],
-                [
-                    [r["change"], r["dtype"], r["workload"], r["off_s"], r["on_s"], r["speedup"]]
-                    for r in model["fast_paths"]
-                ],
-            )
-        lines.append("")
-    peer = sections.get("peer")
-    if peer:
-        lines += ["### Peers: onnxruntime and OpenVINO on the same ONNX exports", ""]
-        if _ok(peer):
-            rows = []
-            for r in peer["rows"]:
-                if r["status"] != "ok":
-                    rows.append([r["tower"], r["runtime"], "failed", "-", "-", "-", r["reason"]])
-                    continue
-                unit = "images_per_s" if r["tower"] == "vision" else "tokens_per_s"
-                rows.append(
-                    [
-                        r["tower"],
-                        r["runtime"],
-                        "x".join(map(str, r["workload"])),
-                        r[unit],
-                        r["mrag_float32_" + unit],
-                        r["mrag_auto_" + unit],
-                        f"{r['max_abs_diff_normalised']:.2e}",
-                    ]
-                )
-            lines += table(
-                [
-                    "tower",
-                    "runtime",
-                    "input",
-                    "peer rate",
-                    "mrag fp32",
-                    "mrag auto",
-                    "max |diff| vs mrag fp32",
-                ],
-                rows,
-            )
-            lines += [
-                "",
-                f"(rates: images/s for vision, tokens/s for text; mrag auto is "
-                f"{peer.get('mrag_default_dtype', '-')}; onnxruntime {peer.get('onnxruntime')}, "
-                f"OpenVINO {peer.get('openvino') or 'not installed'})",
-            ]
-        else:
-            lines.append(f"{peer['status']}: {peer.get('reason')}")
-        lines.append("")
-    ingestion = sections.get("ingestion")
-    if ingestion:
-        lines += ["### Ingestion (mrag.ingestion.run end to end, default dtype and float32)", ""]
-        if _ok(ingestion):
-            runs = [ingestion, *([ingestion["float32"]] if "float32" in ingestion else [])]
-            rows = [
-                [
-                    r.get("dtype", "-"),
-                    r["files"],
-                    r["pages"],
-                    r["chunks"],
-                    r["images"],
-                    r["wall_s"],
-                    r["pages_per_s"],
-                    r["chunks_per_s"],
-                    r["images_per_s"],
-                    _pct(r["padding_waste"]),
-                    _pct(r["pipeline_overhead"]),
-                    _pct(r["phase_share"]["model"]),
-                    r["peak_rss_mb"],
-                ]
-                for r in runs
-            ]
-            lines += table(
-                [
-                    "dtype",
-                    "files",
-                    "pages",
-                    "chunks",
-                    "images",
-                    "wall s",
-                    "pages/s",
-                    "chunks/s",
-                    "images/s",
-                    "padding",
-                    "overhead",
-                    "model share",
-                    "peak RSS MB",
-                ],
-                rows,
-            )
-            lines.append("")
-            lines.append(f"Documents: {ingestion['documents']}.")
-            for r in runs:
-                lines.append(
-                    f"Phases (s), {r.get('dtype', '-')}: "
-                    + _fmt(r["phases_s"])
-                    + "; shares: "
-                    + ", ".join(f"{k} {_pct(v)}" for k, v in r["phase_share"].items())
-                )
-            if ingestion.get("auto_over_float32"):
-                speedup = ingestion["auto_over_float32"]
-                lines.append(f"Default dtype over float32: {speedup}x pages/s")
-            i = ingestion
-            if i["failed"]:
-                lines.append(f"{i['failed']} file(s) failed: " + "; ".join(i["failures"][:3]))
-        else:
-            lines.append(f"{ingestion['status']}: {ingestion.get('reason')}")
-        lines.append("")
-    query = sections.get("query")
-    if query:
-        lines += ["### Query latency", ""]
-        if _ok(query):
-            rows = [
-                [
-                    r["points"],
-                    r["total_p50_ms"],
-                    r["total_p95_ms"],
-                    r["total_p99_ms"],
-                    r["embed_p50_ms"],
-                    r["search_p50_ms"],
-                    r["search_p95_ms"],
-                    r["peak_rss_mb"],
-                ]
-                for r in query["rows"]
-            ]
-            lines += table(
-                [
-                    "points",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "embed p50",
-                    "search p50",
-                    "search p95",
-                    "peak RSS MB",
-                ],
-                rows,
-            )
-            lines += ["", f"Search: {query['search']}; store: {query['store']}."]
-        else:
-            lines.append(f"{query['status']}: {query.get('reason')}")
-        lines.append("")
-    store = sections.get("store")
-    if store:
-        lines += ["### Store (Qdrant Edge beside qdrant-client local mode)", ""]
-        if _ok(store):
-            rows = []
-            for r in store["rows"]:
-                edge = r["backend"] == "edge"
-                rows.append(
-                    [
-                        r["backend"],
-                        r["points"],
-                        r["fill_s"],
-                        r["exact_p50_ms" if edge else "search_p50_ms"],
-                        r["exact_recall_at_10" if edge else "search_recall_at_10"],
-                        r.get("optimize_s"),
-                        r.get("hnsw_p50_ms"),
-                        r.get("hnsw_p95_ms"),
-                        r.get("hnsw_recall_at_10"),
-                        r.get("hnsw_hybrid_p50_ms", r.get("exact_hybrid_p50_ms"))
-                        if edge
-                        else r["search_hybrid_p50_ms"],
-                        r["disk_mb_per_100k"],
-                        r["rss_mb_per_100k"],
-                    ]
-                )
-            lines += table(
-                [
-                    "backend",
-                    "points",
-                    "fill s",
-                    "search p50 ms",
-                    "recall@10",
-                    "HNSW build s",
-                    "HNSW p50 ms",
-                    "HNSW p95 ms",
-                    "HNSW recall@10",
-                    "3-leg batch p50 ms",
-                    "disk MB/100k",
-                    "RAM MB/100k",
-                ],
-                rows,
-            )
-            lines += [
-                "",
-                f"{store['dimension']}-d clustered vectors, {store['queries']} queries, k=10, "
-                f"files on {store['files']}; search through `Store.search`.",
-            ]
-        else:
-            lines.append(f"{store['status']}: {store.get('reason')}")
-        lines.append("")
+    for name, shown_when, section_lines in _SECTION_RENDERERS:
+        section = sections.get(name)
+        if shown_when(section):
+            lines += section_lines(section)
     for name, section in sections.items():
         if section and section.get("status") == "failed":
             lines.append(f"Section {name} failed: {section.get('reason')}")
@@ -512,6 +182,379 @@ def render(result: dict[str, Any]) -> str:
         [[t["target"], t["goal"], t["value"], t["status"], t["note"]] for t in result["targets"]],
     )
     return "\n".join(lines) + "\n"
+
+
+def _machine(meta: dict[str, Any]) -> list[str]:
+    """The machine and the run, above the tables."""
+    machine = meta["machine"]
+    return [
+        f"Machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, "
+        f"{machine['memory_gib']} GiB; flags {' '.join(machine['cpu_flags'])}; "
+        f"torch {machine['torch']} with {machine['torch_threads']} threads; "
+        f"load average at start {_fmt(machine['load_average_at_start'])}.",
+        f"Run: preset {meta['preset']}, {'quick' if meta['quick'] else 'full'}, "
+        f"{meta['elapsed_s']:.0f} s, {meta['started']}; "
+        f"timed by {meta.get('clock', 'wall clock')}.",
+        "",
+    ]
+
+
+def _ceiling(ceiling: dict[str, Any]) -> list[str]:
+    """Best GEMM throughput per dtype and layer shape."""
+    lines: list[str] = []
+    lines += [
+        "### Ceiling (best GEMM throughput at the model's shapes, F.linear or oneDNN)",
+        "",
+    ]
+    rows = []
+    for dtype, data in ceiling["dtypes"].items():
+        for shape in data["shapes"]:
+            rows.append(
+                [
+                    dtype,
+                    shape["name"],
+                    "x".join(map(str, shape["shape"])),
+                    shape["gflops_best"],
+                    shape["gflops_median"],
+                    shape.get("route", "F.linear"),
+                ]
+            )
+    header = ["dtype", "layer", "M x K x N", "GFLOP/s best", "GFLOP/s median", "best route"]
+    lines += table(header, rows)
+    lines += [
+        "",
+        "Ceiling: "
+        + ", ".join(f"{d} {v['gflops']} GFLOP/s" for d, v in ceiling["dtypes"].items())
+        + f" (bf16/fp32 {ceiling['bf16_over_fp32']}x)",
+        "",
+    ]
+    return lines
+
+
+def _model(model: dict[str, Any]) -> list[str]:
+    """The towers' rates per dtype and batch, and what each fast path buys."""
+    lines: list[str] = []
+    lines += ["### Model (best of several runs)", ""]
+    rows = [
+        [
+            r["dtype"],
+            r["batch"],
+            r["images_per_s"],
+            r["gflops"],
+            _pct(r["ratio_to_ceiling"]),
+            r.get("ceiling_beside_gflops"),
+            _pct(r.get("ratio_to_ceiling_beside")),
+        ]
+        for r in model["vision"]
+    ]
+    lines += table(
+        [
+            "vision dtype",
+            "batch",
+            "images/s",
+            "GFLOP/s",
+            "of ceiling",
+            "GEMM beside",
+            "of GEMM beside",
+        ],
+        rows,
+    )
+    lines.append("")
+    rows = [
+        [
+            r["dtype"],
+            r["batch"],
+            r["length"],
+            r["tokens_per_s"],
+            r["gflops"],
+            _pct(r["ratio_to_ceiling"]),
+            r.get("ceiling_beside_gflops"),
+            _pct(r.get("ratio_to_ceiling_beside")),
+        ]
+        for r in model["text"]
+    ]
+    rows += [
+        [
+            r["dtype"],
+            f"mix of {r['texts']}",
+            f"mean {r['mean_length']}",
+            r["tokens_per_s"],
+            r["gflops"],
+            _pct(r["ratio_to_ceiling"]),
+            "-",
+            "-",
+        ]
+        for r in model["mix"]
+    ]
+    lines += table(
+        [
+            "text dtype",
+            "batch",
+            "length",
+            "tokens/s",
+            "GFLOP/s",
+            "of ceiling",
+            "GEMM beside",
+            "of GEMM beside",
+        ],
+        rows,
+    )
+    lines.append("")
+    if model.get("query"):
+        lines.append("")
+        lines += table(
+            ["query dtype", "tokens", "p50 ms", "best ms", "runs"],
+            [
+                [r["dtype"], r["tokens"], r["p50_ms"], r["best_ms"], r["reps"]]
+                for r in model["query"]
+            ],
+        )
+        lines.append("")
+    lines.append(f"auto on this machine: {model.get('auto_dtype', '-')}")
+    lines.append("bf16 over fp32: " + _fmt(model["bf16_speedup"]))
+    lines.append("bf16 vs fp32 normalised embeddings: " + _fmt(model["bf16_agreement"]))
+    cuda = model.get("cuda") or {}
+    if cuda.get("status") == "ok":
+        lines.append(
+            f"CUDA ({cuda['device']}, {cuda['dtype']}): "
+            + "; ".join(f"{r['tower']} batch {r['batch']}: {r['rate']:.1f}/s" for r in cuda["rows"])
+        )
+    elif cuda:
+        lines.append(f"CUDA: {cuda.get('status')} ({cuda.get('reason')})")
+    mask = model.get("alibi_mask")
+    if mask:
+        lines.append(
+            f"ALiBi mask at {mask['batch']} x {mask['length']}: {mask['mask_mb']} MB, kernel "
+            f"{mask['kernel']}; one layer's SDPA {mask['full_mask_s'] * 1000:.1f} ms with the "
+            f"full mask, {mask['broadcast_mask_s'] * 1000:.1f} ms broadcast over the batch, "
+            f"{mask['no_mask_s'] * 1000:.1f} ms unmasked; building it "
+            f"{mask['build_mask_s'] * 1000:.1f} ms; cost per forward about "
+            f"{mask['mask_cost_per_forward_s'] * 1000:.0f} ms (padded path only)"
+        )
+    if model.get("fast_paths"):
+        lines += ["", "What each fast path buys (A/B in this process, runs alternating):", ""]
+        lines += table(
+            ["change", "dtype", "workload", "off s", "on s", "speedup"],
+            [
+                [r["change"], r["dtype"], r["workload"], r["off_s"], r["on_s"], r["speedup"]]
+                for r in model["fast_paths"]
+            ],
+        )
+    lines.append("")
+    return lines
+
+
+def _peer(peer: dict[str, Any]) -> list[str]:
+    """onnxruntime and OpenVINO beside mrag."""
+    lines: list[str] = []
+    lines += ["### Peers: onnxruntime and OpenVINO on the same ONNX exports", ""]
+    if _ok(peer):
+        rows = []
+        for r in peer["rows"]:
+            if r["status"] != "ok":
+                rows.append([r["tower"], r["runtime"], "failed", "-", "-", "-", r["reason"]])
+                continue
+            unit = "images_per_s" if r["tower"] == "vision" else "tokens_per_s"
+            rows.append(
+                [
+                    r["tower"],
+                    r["runtime"],
+                    "x".join(map(str, r["workload"])),
+                    r[unit],
+                    r["mrag_float32_" + unit],
+                    r["mrag_auto_" + unit],
+                    f"{r['max_abs_diff_normalised']:.2e}",
+                ]
+            )
+        lines += table(
+            [
+                "tower",
+                "runtime",
+                "input",
+                "peer rate",
+                "mrag fp32",
+                "mrag auto",
+                "max |diff| vs mrag fp32",
+            ],
+            rows,
+        )
+        lines += [
+            "",
+            f"(rates: images/s for vision, tokens/s for text; mrag auto is "
+            f"{peer.get('mrag_default_dtype', '-')}; onnxruntime {peer.get('onnxruntime')}, "
+            f"OpenVINO {peer.get('openvino') or 'not installed'})",
+        ]
+    else:
+        lines.append(f"{peer['status']}: {peer.get('reason')}")
+    lines.append("")
+    return lines
+
+
+def _ingestion(ingestion: dict[str, Any]) -> list[str]:
+    """End-to-end ingestion rates, phases and failures."""
+    lines: list[str] = []
+    lines += ["### Ingestion (mrag.ingestion.run end to end, default dtype and float32)", ""]
+    if _ok(ingestion):
+        runs = [ingestion, *([ingestion["float32"]] if "float32" in ingestion else [])]
+        rows = [
+            [
+                r.get("dtype", "-"),
+                r["files"],
+                r["pages"],
+                r["chunks"],
+                r["images"],
+                r["wall_s"],
+                r["pages_per_s"],
+                r["chunks_per_s"],
+                r["images_per_s"],
+                _pct(r["padding_waste"]),
+                _pct(r["pipeline_overhead"]),
+                _pct(r["phase_share"]["model"]),
+                r["peak_rss_mb"],
+            ]
+            for r in runs
+        ]
+        lines += table(
+            [
+                "dtype",
+                "files",
+                "pages",
+                "chunks",
+                "images",
+                "wall s",
+                "pages/s",
+                "chunks/s",
+                "images/s",
+                "padding",
+                "overhead",
+                "model share",
+                "peak RSS MB",
+            ],
+            rows,
+        )
+        lines.append("")
+        lines.append(f"Documents: {ingestion['documents']}.")
+        for r in runs:
+            lines.append(
+                f"Phases (s), {r.get('dtype', '-')}: "
+                + _fmt(r["phases_s"])
+                + "; shares: "
+                + ", ".join(f"{k} {_pct(v)}" for k, v in r["phase_share"].items())
+            )
+        if ingestion.get("auto_over_float32"):
+            speedup = ingestion["auto_over_float32"]
+            lines.append(f"Default dtype over float32: {speedup}x pages/s")
+        i = ingestion
+        if i["failed"]:
+            lines.append(f"{i['failed']} file(s) failed: " + "; ".join(i["failures"][:3]))
+    else:
+        lines.append(f"{ingestion['status']}: {ingestion.get('reason')}")
+    lines.append("")
+    return lines
+
+
+def _query(query: dict[str, Any]) -> list[str]:
+    """Query latency per store size."""
+    lines: list[str] = []
+    lines += ["### Query latency", ""]
+    if _ok(query):
+        rows = [
+            [
+                r["points"],
+                r["total_p50_ms"],
+                r["total_p95_ms"],
+                r["total_p99_ms"],
+                r["embed_p50_ms"],
+                r["search_p50_ms"],
+                r["search_p95_ms"],
+                r["peak_rss_mb"],
+            ]
+            for r in query["rows"]
+        ]
+        lines += table(
+            [
+                "points",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "embed p50",
+                "search p50",
+                "search p95",
+                "peak RSS MB",
+            ],
+            rows,
+        )
+        lines += ["", f"Search: {query['search']}; store: {query['store']}."]
+    else:
+        lines.append(f"{query['status']}: {query.get('reason')}")
+    lines.append("")
+    return lines
+
+
+def _store(store: dict[str, Any]) -> list[str]:
+    """The embedded store beside qdrant-client local mode."""
+    lines: list[str] = []
+    lines += ["### Store (Qdrant Edge beside qdrant-client local mode)", ""]
+    if _ok(store):
+        rows = []
+        for r in store["rows"]:
+            edge = r["backend"] == "edge"
+            rows.append(
+                [
+                    r["backend"],
+                    r["points"],
+                    r["fill_s"],
+                    r["exact_p50_ms" if edge else "search_p50_ms"],
+                    r["exact_recall_at_10" if edge else "search_recall_at_10"],
+                    r.get("optimize_s"),
+                    r.get("hnsw_p50_ms"),
+                    r.get("hnsw_p95_ms"),
+                    r.get("hnsw_recall_at_10"),
+                    r.get("hnsw_hybrid_p50_ms", r.get("exact_hybrid_p50_ms"))
+                    if edge
+                    else r["search_hybrid_p50_ms"],
+                    r["disk_mb_per_100k"],
+                    r["rss_mb_per_100k"],
+                ]
+            )
+        lines += table(
+            [
+                "backend",
+                "points",
+                "fill s",
+                "search p50 ms",
+                "recall@10",
+                "HNSW build s",
+                "HNSW p50 ms",
+                "HNSW p95 ms",
+                "HNSW recall@10",
+                "3-leg batch p50 ms",
+                "disk MB/100k",
+                "RAM MB/100k",
+            ],
+            rows,
+        )
+        lines += [
+            "",
+            f"{store['dimension']}-d clustered vectors, {store['queries']} queries, k=10, "
+            f"files on {store['files']}; search through `Store.search`.",
+        ]
+    else:
+        lines.append(f"{store['status']}: {store.get('reason')}")
+    lines.append("")
+    return lines
+
+
+#: Each section's renderer, in the order the report shows them, with when it is shown: the
+#: ceiling and model tables only for a successful run; the others also say why they failed.
+_SECTION_RENDERERS: tuple[tuple[str, Callable[[Any], bool], Callable[[Any], list[str]]], ...] = (
+    ("ceiling", lambda section: _ok(section), _ceiling),
+    ("model", lambda section: _ok(section), _model),
+    ("peer", bool, _peer),
+    ("ingestion", bool, _ingestion),
+    ("query", bool, _query),
+    ("store", bool, _store),
+)
 
 
 def _pct(value: float | None) -> str:

@@ -1,1 +1,1 @@
-"""Subcommands of ``python -m mrag``: one module each, with ``add_parser`` and ``run``."""
+"""Subcommands of ``mrag``: one module each, with ``add_parser`` and ``run``."""

@@ -15,16 +15,43 @@ if TYPE_CHECKING:
     from mrag.model.identity import ModelChoice, ModelRecord
     from mrag.store import StoreSettings
 
+#: Exit codes, one per kind of outcome (the README lists them).
 EXIT_OK = 0
 #: Some inputs failed; the rest of the work was done.
 EXIT_FAILURES = 1
-#: Nothing was done: bad usage, or what the command needs (the store, the model, the device) is
-#: not available, e.g. the embedded store is in use by another process.
+#: Nothing was done: bad usage, or what the command needs (the store, the model, the device, the
+#: parser worker) is not available, e.g. the embedded store is in use by another process.
 EXIT_USAGE = 2
+#: Nothing was done because no file under the given paths matched the include globs.
+EXIT_NO_INPUT = 3
+#: Stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
+#: Whoever read the output went away (``mrag query --json | head``): 128 + SIGPIPE.
+EXIT_CLOSED_PIPE = 141
 
 
-class UsageError(Exception):
-    """Bad command-line input or an unavailable resource: one line, exit code 2."""
+class CommandError(Exception):
+    """A command could not do its work: one line for the user, maybe a hint, one exit code.
+
+    Commands raise it (or an error of the library, which ``mrag.cli`` maps to an exit code);
+    only ``mrag.cli.main`` prints it.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class UsageError(CommandError):
+    """Bad command-line input or an unavailable resource: exit code 2."""
+
+
+class NoInputError(CommandError):
+    """No file under the given paths matched the include globs: exit code 3."""
+
+    exit_code = EXIT_NO_INPUT
 
 
 def check_device(device: str | None) -> None:
@@ -118,7 +145,7 @@ def model_for_store(args: argparse.Namespace, settings: StoreSettings) -> ModelC
     """The model to serve the store of ``settings`` with (see :func:`model_for`), checked to
     be the one that built it. Raises :class:`UsageError` when it cannot serve the store."""
     from mrag.model import CheckpointError, ConfigError
-    from mrag.store import ModelRecord, Store, StoreError, StoreInUseError
+    from mrag.store import ModelRecord, Store, StoreInUseError
 
     try:
         with Store.open(settings) as store:
@@ -130,11 +157,11 @@ def model_for_store(args: argparse.Namespace, settings: StoreSettings) -> ModelC
                     store.check_model(ModelRecord.of_checkpoint(choice.name, choice.revision))
     except StoreInUseError:
         return model_for(args, None)  # searched later, once the writer is done
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
     return choice
 
 
-def error(message: str) -> None:
-    """One line on stderr, ruff-style: ``error: <what went wrong>``."""
+def error(message: str, hint: str | None = None) -> None:
+    """One line on stderr, ruff-style: ``error: <what went wrong>``, then ``hint: ...`` if any."""
     print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mrag.commands.common import EXIT_FAILURES, EXIT_OK, UsageError, error
+from mrag.commands.common import EXIT_OK, UsageError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``export`` and its options."""
     parser = subparsers.add_parser(
         "export",
         help="copy the embedded store to a Qdrant server (no re-embedding)",
@@ -35,17 +36,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--to-collection", default=None, help="collection on the server (default: the same name)"
     )
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from mrag.store import DEFAULT_COLLECTION, DEFAULT_QDRANT_PATH, Store, StoreError, StoreSettings
+    from mrag.store import DEFAULT_COLLECTION, DEFAULT_QDRANT_PATH, Store, StoreSettings
     from mrag.store.transfer import export_store
 
     url = args.qdrant_url or os.environ.get("QDRANT_URL")
     if not url:
-        raise UsageError("give the server to copy to with --qdrant-url URL (or QDRANT_URL)")
+        raise UsageError(
+            "export needs the server to copy to", hint="give --qdrant-url URL (or set QDRANT_URL)"
+        )
     local = StoreSettings(
         path=args.qdrant_path or os.environ.get("MRAG_QDRANT_PATH") or str(DEFAULT_QDRANT_PATH),
         collection=args.collection or os.environ.get("MRAG_COLLECTION") or DEFAULT_COLLECTION,
@@ -62,11 +66,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Store.open(local) as source, Store.open(remote) as target:
             report = export_store(source, target, progress=progress)
-    except StoreError as exc:
-        print(file=sys.stderr)
-        error(str(exc))
-        return EXIT_FAILURES
-    print(file=sys.stderr)
+    finally:
+        print(file=sys.stderr)  # ends the progress line, also before an error
     resumed = f", resumed after {report.resumed_from:,}" if report.resumed_from else ""
     print(
         f"exported {report.points:,} points and {report.sources:,} sources to "

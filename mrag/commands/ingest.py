@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 from mrag.commands.common import (
     EXIT_FAILURES,
     EXIT_OK,
-    EXIT_USAGE,
+    NoInputError,
     UsageError,
     add_model_options,
     add_store_options,
     check_device,
-    error,
 )
 
 if TYPE_CHECKING:
@@ -26,7 +25,8 @@ if TYPE_CHECKING:
     from mrag.ingestion.report import IngestReport
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``ingest`` and its options."""
     parser = subparsers.add_parser(
         "ingest",
         help="ingest files and folders (PDF, images, text, Markdown, HTML, DOCX)",
@@ -69,67 +69,83 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrag.extract.worker import WorkerError
-    from mrag.ingestion.pipeline import Pipeline, PipelineError
+    """Ingest the paths; exit 1 when some files failed, 3 when no file matched the globs."""
     from mrag.ingestion.progress import ConsoleProgress, format_summary
-    from mrag.ingestion.run import ingest
-    from mrag.model import CheckpointError, ConfigError
-    from mrag.store import StoreError
 
     address = _ray_paths(args)
     if not args.paths:
         raise UsageError("give at least one PATH to ingest")
-
-    try:
-        pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline.default()
-        pipeline = pipeline.override(
-            model__name=args.model or os.environ.get("MRAG_MODEL") or None,
-            model__revision=args.revision,
-            model__device=args.device,
-            model__dtype=args.dtype,
-            model__batch_size=args.batch_size,
-            chunking__max_tokens=args.max_tokens,
-            sources__include=tuple(args.include) if args.include else None,
-            sources__exclude=tuple(args.exclude) if args.exclude else None,
-            sources__passwords_file=args.passwords_file,
-            store__path=args.qdrant_path,
-            store__url=args.qdrant_url,
-            store__collection=args.collection,
-        )
-    except PipelineError as exc:
-        raise UsageError(str(exc)) from None
+    pipeline = _pipeline(args)
     check_device(pipeline.model.device)
     progress = ConsoleProgress()
     try:
-        if args.ray is None:
-            report = ingest(
-                args.paths,
-                pipeline=pipeline,
-                passwords=args.password,
-                prune=args.prune,
-                force=args.force,
-                events=progress,
-            )
-        else:
-            report = _ingest_on_ray(args, address, pipeline, progress)
-    except FileNotFoundError as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    except (StoreError, CheckpointError, ConfigError, WorkerError) as exc:
+        report = _ingest(args, address, pipeline, progress)
+    finally:
         progress.finish()
-        error(str(exc))
-        return EXIT_USAGE
-    progress.finish()
+    if not report.files:
+        raise NoInputError(
+            f"no file to ingest in {', '.join(args.paths)}",
+            hint=f"tried the globs {', '.join(pipeline.sources.include)}"
+            + (f" minus {', '.join(pipeline.sources.exclude)}" if pipeline.sources.exclude else "")
+            + "; widen them with --include GLOB",
+        )
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(format_summary(report))
     return EXIT_OK if report.ok else EXIT_FAILURES
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    """The pipeline the command line describes: ``--pipeline`` (or the built-in one) overridden
+    by the options given."""
+    from mrag.ingestion.pipeline import Pipeline
+
+    pipeline = Pipeline.from_toml(args.pipeline) if args.pipeline else Pipeline.default()
+    return pipeline.override(
+        model__name=args.model or os.environ.get("MRAG_MODEL") or None,
+        model__revision=args.revision,
+        model__device=args.device,
+        model__dtype=args.dtype,
+        model__batch_size=args.batch_size,
+        chunking__max_tokens=args.max_tokens,
+        sources__include=tuple(args.include) if args.include else None,
+        sources__exclude=tuple(args.exclude) if args.exclude else None,
+        sources__passwords_file=args.passwords_file,
+        store__path=args.qdrant_path,
+        store__url=args.qdrant_url,
+        store__collection=args.collection,
+    )
+
+
+def _ingest(
+    args: argparse.Namespace, address: str | None, pipeline: Pipeline, progress: Events
+) -> IngestReport:
+    from mrag.ingestion.run import ingest
+    from mrag.model import CheckpointError, ConfigError
+
+    try:
+        if args.ray is not None:
+            return _ingest_on_ray(args, address, pipeline, progress)
+        return ingest(
+            args.paths,
+            pipeline=pipeline,
+            passwords=args.password,
+            prune=args.prune,
+            force=args.force,
+            events=progress,
+        )
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    except (CheckpointError, ConfigError):
+        raise  # reported by mrag.cli as "cannot load the model"
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _ray_paths(args: argparse.Namespace) -> str | None:

@@ -5,17 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mrag.commands.common import (
-    EXIT_FAILURES,
-    EXIT_OK,
-    UsageError,
-    add_store_options,
-    error,
-    store_settings,
-)
+from mrag.commands.common import EXIT_OK, UsageError, add_store_options, model_name, store_settings
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``migrate`` and its options."""
     parser = subparsers.add_parser(
         "migrate",
         help="re-index a store written by an older mrag (no re-embedding)",
@@ -44,13 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--remove-old", action="store_true", help="delete the old collection once migrated"
     )
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mrag.commands.common import model_name
-    from mrag.store import ModelRecord, Store, StoreError, StoreSettings
+    from mrag.store import ModelRecord, Store, StoreSettings
     from mrag.store.edge import EdgeStore
     from mrag.store.server import LegacySource
     from mrag.store.transfer import migrate_legacy
@@ -69,11 +63,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(copied: int, total: int) -> None:
         print(f"\rre-indexed {copied:,}/{total:,} points", end="", file=sys.stderr, flush=True)
 
-    try:
-        legacy = LegacySource.connect(settings)
-    except StoreError as exc:
-        error(str(exc))
-        return EXIT_FAILURES
+    legacy = LegacySource.connect(settings)
     try:
         if settings.url:
             target = Store.open(
@@ -84,14 +74,10 @@ def run(args: argparse.Namespace) -> int:
         with target:
             model = ModelRecord.of(model_name(args), args.revision, legacy.dimension())
             report = migrate_legacy(legacy, target, model, progress=progress)
-            print(file=sys.stderr)
             if args.remove_old:
                 legacy.drop()
-    except StoreError as exc:
-        print(file=sys.stderr)
-        error(str(exc))
-        return EXIT_FAILURES
     finally:
+        print(file=sys.stderr)  # ends the progress line, also before an error
         legacy.close()
     print(
         f"migrated {report.points:,} points and {report.sources:,} sources of {old!r} to layout 2 "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from mrag.commands.common import EXIT_FAILURES, EXIT_OK, add_store_options, error, store_settings
+from mrag.commands.common import EXIT_OK, UsageError, add_store_options, store_settings
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``optimize`` and its options."""
     parser = subparsers.add_parser(
         "optimize",
         help="build the embedded store's HNSW index now",
@@ -20,22 +21,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_store_options(parser)
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrag.store import Store, StoreError
+    from mrag.store import Store
 
     settings = store_settings(args)
-    try:
-        with Store.open(settings) as store:
-            if not store.exists():
-                error(f"{settings.describe()}: nothing to optimize, the store is empty")
-                return EXIT_FAILURES
-            started = time.perf_counter()
-            changed = store.optimize()
-    except StoreError as exc:
-        error(str(exc))
-        return EXIT_FAILURES
+    with Store.open(settings) as store:
+        if not store.exists():
+            raise UsageError(f"{settings.describe()}: nothing to optimize, the store is empty")
+        started = time.perf_counter()
+        changed = store.optimize()
     seconds = time.perf_counter() - started
     print(
         f"{'optimized' if changed else 'already optimal'}: {settings.describe()} ({seconds:.1f} s)"

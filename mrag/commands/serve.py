@@ -18,6 +18,17 @@ from mrag.commands.common import (
 )
 from mrag.server import limits as defaults
 
+#: The request limits of ``serve``: (``ServerLimits`` field, type, default, help). Each is one
+#: option, its flag the field's name (``max_inputs`` -> ``--max-inputs``).
+LIMIT_OPTIONS: tuple[tuple[str, type, float, str], ...] = (
+    ("max_inputs", int, defaults.DEFAULT_MAX_INPUTS, "inputs per embeddings request"),
+    ("max_text_tokens", int, defaults.DEFAULT_MAX_TEXT_TOKENS, "tokens per text, longer refused"),
+    ("max_image_bytes", int, defaults.DEFAULT_MAX_IMAGE_BYTES, "encoded bytes per image"),
+    ("max_pixels", int, defaults.DEFAULT_MAX_PIXELS, "decoded pixels per image"),
+    ("max_body_bytes", int, defaults.DEFAULT_MAX_BODY_BYTES, "bytes per request body"),
+    ("url_timeout", float, defaults.DEFAULT_URL_TIMEOUT, "seconds per image download"),
+)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``serve`` and its options."""
@@ -53,42 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="accept http(s) image URLs (never to private, loopback or link-local addresses)",
     )
-    group.add_argument(
-        "--max-inputs",
-        type=int,
-        default=defaults.DEFAULT_MAX_INPUTS,
-        help="inputs per embeddings request (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-text-tokens",
-        type=int,
-        default=defaults.DEFAULT_MAX_TEXT_TOKENS,
-        help="tokens per text, longer ones are refused (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-image-bytes",
-        type=int,
-        default=defaults.DEFAULT_MAX_IMAGE_BYTES,
-        help="encoded bytes per image (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-pixels",
-        type=int,
-        default=defaults.DEFAULT_MAX_PIXELS,
-        help="decoded pixels per image (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=defaults.DEFAULT_MAX_BODY_BYTES,
-        help="bytes per request body (default %(default)s)",
-    )
-    group.add_argument(
-        "--url-timeout",
-        type=float,
-        default=defaults.DEFAULT_URL_TIMEOUT,
-        help="seconds per image download (default %(default)s)",
-    )
+    for field, kind, default, text in LIMIT_OPTIONS:
+        flag = "--" + field.replace("_", "-")
+        group.add_argument(flag, type=kind, default=default, help=f"{text} (default %(default)s)")
 
     batching = parser.add_argument_group("batching")
     batching.add_argument(
@@ -127,21 +105,15 @@ def run(args: argparse.Namespace) -> int:
         from mrag.server.app import ServerConfig, create_app, default_model_names
     except ModuleNotFoundError as exc:
         raise UsageError(
-            f"{exc.name} is not installed; install the server with: pip install 'mrag[serve]'"
+            f"{exc.name} is not installed",
+            hint="install the server with: pip install 'mrag[serve]'",
         ) from None
     from mrag.model.embeddings import load_shared_model
     from mrag.server.limits import ServerLimits
 
     try:
-        limits = ServerLimits(
-            max_inputs=args.max_inputs,
-            max_text_tokens=args.max_text_tokens,
-            max_image_bytes=args.max_image_bytes,
-            max_pixels=args.max_pixels,
-            max_body_bytes=args.max_body_bytes,
-            allow_urls=args.allow_urls,
-            url_timeout=args.url_timeout,
-        )
+        chosen = {field: getattr(args, field) for field, *_ in LIMIT_OPTIONS}
+        limits = ServerLimits(allow_urls=args.allow_urls, **chosen)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.batch_size < 1 or args.batch_wait_ms < 0:

@@ -5,30 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 
-from mrag.commands.common import EXIT_OK, EXIT_USAGE, add_store_options, error, store_settings
+from mrag.commands.common import EXIT_OK, add_store_options, store_settings
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("stats", help="show what the store holds")
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``stats`` and its options."""
+    parser = subparsers.add_parser(
+        "stats",
+        help="show what the store holds",
+        description="Show what the store holds: sources, pages, text and image points, the model "
+        "that built it, and whether its search index is complete. --sources lists every source.",
+    )
     add_store_options(parser)
     parser.add_argument("--sources", action="store_true", help="list every source")
     parser.add_argument("--json", action="store_true", help="print as JSON")
     parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from mrag.model.device import resolve_device
     from mrag.model.precision import auto_dtype
-    from mrag.store import Store, StoreError
+    from mrag.store import Store
 
     settings = store_settings(args)
     device = resolve_device(None)
-    try:
-        store = Store.open(settings)
-    except StoreError as exc:
-        error(str(exc))
-        return EXIT_USAGE
-    with store:
+    with Store.open(settings) as store:
         sources = store.sources()
         model = store.model
         info = {
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"store:   {info['store']}")
     print(f"compute: {info['auto_dtype']} on {info['device']}")
     if not info["collection_exists"]:
-        print("empty: nothing ingested yet (run `python -m mrag ingest PATH`)")
+        print("empty: nothing ingested yet (run `mrag ingest PATH`)")
         return EXIT_OK
     print(f"sources: {info['sources']} ({info['pages']} pages)")
     print(f"points:  {info['points']} ({info['text_points']} text, {info['image_points']} image)")

@@ -188,6 +188,11 @@ class Pipeline:
             (self.chunking.max_tokens >= 8, "chunking.max_tokens must be at least 8"),
             (self.chunking.max_tokens <= 8192, "chunking.max_tokens must be at most 8192"),
             (self.chunking.overlap_tokens >= 0, "chunking.overlap_tokens must not be negative"),
+            (
+                self.chunking.overlap_tokens < self.chunking.max_tokens,
+                f"chunking.overlap_tokens ({self.chunking.overlap_tokens}) must be smaller than "
+                f"chunking.max_tokens ({self.chunking.max_tokens})",
+            ),
             (self.images.min_side >= 0, "images.min_side must not be negative"),
             (self.images.max_aspect >= 1, "images.max_aspect must be at least 1"),
             (self.limits.max_pages >= 1, "limits.max_pages must be at least 1"),

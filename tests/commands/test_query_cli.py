@@ -17,10 +17,13 @@ from mrag.model.embeddings import JinaClipEmbeddings
 from mrag.store import ModelRecord, Store, StoreSettings
 from mrag.store.payload import image_payload, make_point, text_payload
 
+DEEP = "/home/me/work/documents/pdf/federal-reserve-quarterly-report.pdf"
 TEXTS = [
     ("manual.pdf", 1, "the pump wiring is shown in the figure"),
     ("manual.pdf", 2, "the valve opens at three bar of pressure"),
     ("notes.txt", 1, "coffee cup on the table near the window"),
+    # Deep in a folder, with line breaks: the table shows its file name and one line of text.
+    (DEEP, 9, "quarterly report\non interest\n\nrates and inflation"),
 ]
 
 
@@ -69,14 +72,45 @@ def _run(store_dir: dict[str, Any], *args: str) -> int:
     )
 
 
-def test_table(store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_table(
+    store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "72")
     assert _run(store_dir, TEXTS[1][2]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["rank", "modality", "score", "source:page", "snippet"]
-    assert lines[1].split()[:4] == ["1", "text", "1.0000", "manual.pdf:2"]
+    assert lines[0].split() == ["#", "source:page", "element", "score", "snippet"]
+    assert lines[1].split()[:4] == ["1", "manual.pdf:2", "passage", "1.0000"]
     assert "valve opens" in lines[1]
-    assert any(" image " in line and "[image 90x60]" in line for line in lines[2:])
-    assert len(lines) == 1 + 5  # k=8 but only five points
+    assert any(" figure " in line and " 90x60 " in line for line in lines[2:])
+    # The deep file shows its name and page (cut at the start if need be), not the folder.
+    deep = next(line for line in lines if "quarterly" in line)
+    assert "…ederal-reserve-quarterly-report.pdf:9" in deep or "report.pdf:9" in deep
+    assert "/home/me" not in deep
+    assert len(lines) == 1 + 6  # k=8 but only six points
+    assert all(len(line) <= 72 for line in lines)
+
+
+def test_table_fits_the_terminal_and_long_shows_paths(
+    store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert _run(store_dir, "interest rates") == 0
+    wide = capsys.readouterr().out.splitlines()
+    deep = next(line for line in wide if "quarterly" in line)
+    assert "federal-reserve-quarterly-report.pdf:9" in deep
+    # The line breaks of the passage are folded into one line.
+    assert "quarterly report on interest rates and inflation" in deep
+    assert len(wide) == 7
+
+    monkeypatch.setenv("COLUMNS", "50")
+    assert _run(store_dir, "interest rates") == 0
+    narrow = capsys.readouterr().out.splitlines()
+    assert len(narrow) == 7 and all(len(line) <= 50 for line in narrow)
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert _run(store_dir, "interest rates", "--long") == 0
+    long = capsys.readouterr().out
+    assert f"{DEEP}:9" in long
 
 
 def test_json_k_and_filters(store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +128,12 @@ def test_json_k_and_filters(store_dir: dict[str, Any], capsys: pytest.CaptureFix
     assert [row["source"] for row in json.loads(capsys.readouterr().out)] == ["notes.txt"]
 
     assert _run(store_dir, "pump", "--json", "--page", "1", "--page", "4") == 0
-    assert sorted(row["page"] for row in json.loads(capsys.readouterr().out)) == [1, 1, 4]
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(row["page"] for row in rows) == [1, 1, 4]
+    assert {(row["modality"], row["element"]) for row in rows} == {
+        ("text", "passage"),
+        ("image", "figure"),
+    }
 
     # Raw cosine sort: the tiny model's text-image gap pushes both images to the bottom.
     assert _run(store_dir, "pump", "--json", "--fusion", "score", "-k", "3") == 0
@@ -124,11 +163,25 @@ def test_image_query_and_saving(
 
 
 def test_save_images_in_table_mode(
-    store_dir: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_dir: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert _run(store_dir, "blue pump", "--modality", "image", "--save-images", str(tmp_path)) == 0
-    assert "->" in capsys.readouterr().out
-    assert len(list(tmp_path.glob("*.png")) + list(tmp_path.glob("*.jpg"))) == 2
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "hits"
+    assert _run(store_dir, "blue pump", "--modality", "image", "--save-images", "hits") == 0
+    lines = capsys.readouterr().out.splitlines()
+    files = sorted(path.name for path in out.iterdir())
+    # NN-<file stem>-p<page>.<ext>; the hostile name is reduced to its stem.
+    stems = sorted(name.split("-", 1)[1] for name in files)
+    assert stems == ["evil_name_-p4.png", "manual-p3.png"]
+    assert all(name[:2] in ("01", "02") for name in files)
+    # The table first, then the saved paths, relative to where the command ran.
+    table_end = lines.index("")
+    assert not any(name in line for name in files for line in lines[:table_end])
+    assert lines[table_end + 1] == "saved 2 images:"
+    assert sorted(line.strip() for line in lines[table_end + 2 :]) == [f"hits/{n}" for n in files]
 
 
 @pytest.mark.parametrize(
@@ -145,8 +198,9 @@ def test_usage_errors(
     store_dir: dict[str, Any], capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     assert _run(store_dir, *args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and message in err and "\n" not in err
+    first, *hints = capsys.readouterr().err.strip().splitlines()
+    assert first.startswith("error: ") and message in first
+    assert all(line.startswith("hint: ") for line in hints) and len(hints) <= 1
 
 
 def test_missing_collection_and_store(

@@ -106,7 +106,7 @@ def test_a_changed_source_is_replaced_with_no_stale_points(
     )
     (docs / "notes.md").write_text(long_notes)
     _run(
-        docs, tmp_path / "store", tiny_model, pipeline=Pipeline().override(chunking__max_tokens=64)
+        docs, tmp_path / "store", tiny_model, pipeline=Pipeline().override(chunking__max_tokens=128)
     )
     many = len(_by_source(store_contents(tmp_path / "store"), "notes.md"))
     (docs / "notes.md").write_text("# Notes\n\nNow it is short.")
@@ -236,7 +236,7 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_same_store(
         (docs / f"extra-{index:02d}.md").write_text(f"# Part {index}\n\n{text}")
     env = {"MRAG_MODEL": str(tiny_checkpoint)}
     # float32: the vectors of both runs are compared at float32 tolerance.
-    args = ("ingest", "docs", "--max-tokens", "64", "--dtype", "float32")
+    args = ("ingest", "docs", "--max-tokens", "128", "--dtype", "float32")
 
     started = time.perf_counter()
     clean = run_cli(*args, "--qdrant-path", str(tmp_path / "clean"), cwd=tmp_path, env=env)

@@ -122,7 +122,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _add_markdown(docs, 10)
-    args = ("ingest", "docs", "--max-tokens", "64", "--dtype", "float32", "--ray", ray_address)
+    args = ("ingest", "docs", "--max-tokens", "128", "--dtype", "float32", "--ray", ray_address)
     pipeline_file = tmp_path / "pipeline.toml"
     # Two files per model call, so results reach the driver (and the store) one after another.
     pipeline_file.write_text("[ray]\nbatch_size = 2\n")
@@ -135,7 +135,7 @@ def test_a_killed_ray_job_run_again_ends_identical_to_a_clean_run(
             [Path("docs")],
             store=store,
             model=tiny_model,
-            pipeline=Pipeline().override(chunking__max_tokens=64),
+            pipeline=Pipeline().override(chunking__max_tokens=128),
         )
     assert clean.count("ingested") == 13 and clean.count("failed") == 2
 

@@ -29,7 +29,7 @@ _EXPORTS = {
     "Pipeline": "mrag.ingestion.pipeline",
     "PipelineError": "mrag.ingestion.pipeline",
     "ingest": "mrag.ingestion.run",
-    "IngestReport": "mrag.ingestion.run",
+    "IngestReport": "mrag.ingestion.report",
     "ingest_on_ray": "mrag.ingestion.ray",
     "Store": "mrag.store",
     "StoreError": "mrag.store",
@@ -73,7 +73,8 @@ if TYPE_CHECKING:
     from mrag.images import ImageError
     from mrag.ingestion.pipeline import Pipeline, PipelineError
     from mrag.ingestion.ray import ingest_on_ray
-    from mrag.ingestion.run import IngestReport, ingest
+    from mrag.ingestion.report import IngestReport
+    from mrag.ingestion.run import ingest
     from mrag.model import CheckpointError, ConfigError, JinaClipModel
     from mrag.model.embeddings import JinaClipEmbeddings
     from mrag.retrieval.messages import build_messages, rag_prompt

@@ -665,6 +665,7 @@ class _Run:
                 "start": chunk.start,
                 "end": chunk.end,
                 "headings": chunk.headings,
+                "element": chunk.element,
             }
             confidences = [recognised[p] for p in chunk.pages if p in recognised]
             if confidences:
@@ -681,6 +682,7 @@ class _Run:
                 "image_hash": image.content_hash,
                 "context_kind": image.context_kind,
                 "alt_text": image.alt_text,
+                "element": image.element,
             }
             payload = image_payload(image.context, image.image, metadata)
             points.append(make_point(source, "image", image.content_hash, vector, payload))

@@ -63,9 +63,11 @@ from mrag.extract.formats.pdf.render import (
     render_page,
     render_region,
 )
+from mrag.extract.formats.pdf.tables import PdfTable, find_tables
 from mrag.extract.formats.pdf.vector_figures import find_figure_regions
 from mrag.extract.hygiene import clean_text
 from mrag.extract.ocr import OcrSettings, OcrText, recognise, resolve
+from mrag.extract.tables import Table, table_unit
 from mrag.images import to_rgb
 
 # Form XObjects may nest; real documents go two or three deep, hostile ones forever.
@@ -364,6 +366,7 @@ def parse_pdf(
     try:
         stages.recognise(extraction, ocr)
         stages.find_figures(extraction)
+        stages.find_tables(extraction)
     finally:
         stages.close()
     return document
@@ -744,6 +747,55 @@ class _PdfiumStages:
             if span[1] - span[0] >= _PAGE_PICTURE_SHARE * height:
                 image.context, image.context_kind = trim_context(text), "ocr"
 
+    # -- tables ----------------------------------------------------------------------------------
+
+    def find_tables(self, extraction: Extraction) -> None:
+        """Tables of pages with a text layer: Markdown units after their page's text, their cells
+        taken out of the page text, and each region rendered as one picture."""
+        clock = time.monotonic()
+        try:
+            units = []
+            for page in list(self.document.pages):
+                if page.ocr_confidence is not None or not page.text or page.page is None:
+                    continue
+                units.extend(self._tables_on_page(page))
+            self.document.pages.extend(units)
+            self.document.pages.sort(key=lambda unit: unit.page or 0)
+        finally:
+            self.document.timings["tables"] += time.monotonic() - clock
+
+    def _tables_on_page(self, page: PageText) -> list[PageText]:
+        number = page.page
+        assert number is not None
+        document = self._open()
+        if document is None:
+            return []
+        try:
+            pdfium_page = document[number - 1]
+            tables = find_tables(pdfium_page)
+        except Exception as exc:
+            self.document.problems.append(
+                f"page {number} tables: cannot analyse ({type(exc).__name__}: {exc})"
+            )
+            return []
+        if not tables:
+            return []
+        page.text = _without_cells(page.text, tables)
+        units = []
+        for table in tables:
+            units.append(table_unit(Table(table.rows, table.caption, number)))
+            if len(self.document.images) >= self.limits.max_images_per_document:
+                continue
+            try:
+                picture = render_region(pdfium_page, table.box, max_pixels=self.limits.max_pixels)
+            except Exception as exc:
+                self.document.problems.append(
+                    f"page {number} table: cannot render ({type(exc).__name__}: {exc})"
+                )
+                continue
+            self.document.images.append(_table_picture(table, number, picture))
+        return units
+
     # -- vector figures --------------------------------------------------------------------------
 
     def find_figures(self, extraction: Extraction) -> None:
@@ -814,6 +866,35 @@ class _PdfiumStages:
             figure = page_picture(picture, number, f"p{number}-{_slug(region.caption.label)}")
             figure.context, figure.context_kind = trim_context(region.caption.text), "caption"
             self.document.images.append(figure)
+
+
+def _without_cells(text: str, tables: list[PdfTable]) -> str:
+    """The page text without the lines that only repeat table cells (the table holds them).
+
+    A line goes when, spaces aside, it is a run of one row's cells or all its words are cells:
+    the text layer may glue neighbouring cells together or split a row differently.
+    """
+    rows = "\n".join(
+        "".join("".join(cell.split()) for cell in row) for table in tables for row in table.rows
+    )
+    cells = {
+        token for table in tables for row in table.rows for cell in row for token in cell.split()
+    }
+
+    def repeats_cells(line: str) -> bool:
+        words = line.split()
+        return bool(words) and ("".join(words) in rows or all(word in cells for word in words))
+
+    return "\n".join(line for line in text.split("\n") if not repeats_cells(line)).strip()
+
+
+def _table_picture(table: PdfTable, number: int, picture: Any) -> ExtractedImage:
+    image = page_picture(picture, number, f"p{number}-table{int(table.box[3])}")
+    head = "\n".join(table_unit(Table(table.rows)).text.split("\n")[:3])
+    image.context = trim_context(table.caption or head)
+    image.context_kind = "caption" if table.caption else "nearby"
+    image.element = "table"
+    return image
 
 
 def _within_span(extraction: Extraction, image: ExtractedImage, box: Box) -> bool:

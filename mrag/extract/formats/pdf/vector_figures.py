@@ -227,6 +227,17 @@ def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
     yield from walk(None, None, 0)
 
 
+def page_graphics(page: Any, page_box: Box) -> Iterator[_Element]:
+    """Paths, pictures, shadings and form XObjects of the page in page space (wrappers around
+    the whole page opened); each has ``box``, ``kind`` ("graphic" or "image") and ``obj``."""
+    return _graphics(page, page_box)
+
+
+def plain_path(element: _Element) -> bool:
+    """Whether a graphic is a path of straight axis-parallel lines only (rules and boxes)."""
+    return _ruled(element)
+
+
 def _is_furniture(element: _Element, page_box: Box) -> bool:
     _left, bottom, _right, top = page_box
     height = top - bottom

@@ -56,7 +56,8 @@ class ExtractedImage:
     """One distinct picture of a document, with the text that best explains it.
 
     ``element`` is "figure", "table" (a table region rendered) or "page" (a page kept as a
-    picture). ``pages`` lists every page the picture appears on (``[None]`` for formats without pages);
+    picture). ``pages`` lists every page the picture appears on (``[None]`` for formats without
+    pages);
     ``content_hash`` is the SHA-256 of the decoded pixels, mode and size, so identical pictures
     stored under different names collapse into one.
     """

@@ -2,8 +2,9 @@
 
 Every point's payload is ``{"page_content": str, "metadata": {...}}``. Metadata always holds
 ``modality`` ("text" or "image"), ``element`` (what the point shows: "text", "table", "figure"
-or "page"; see :data:`mrag.extract.document.ELEMENTS`), ``source``, ``page`` (first page, or None), ``pages`` and
-``content_hash`` (sha256 of the source file, or of the content for points added directly).
+or "page"; see :data:`mrag.extract.document.ELEMENTS`), ``source``, ``page`` (first page, or
+None), ``pages`` and ``content_hash`` (sha256 of the source file, or of the content for points
+added directly).
 Image points also carry ``mime_type`` and ``image_base64``: a rendition of the picture capped at
 :data:`RENDITION_MAX_SIDE` pixels, so any client of the store can show the image without the
 original file.

@@ -12,11 +12,10 @@ A "Table N" caption within a short distance above (or else below) the table name
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import ctypes
 
 import pypdfium2.raw as pdfium_c
 
@@ -87,9 +86,8 @@ def _rules(page: Any, rotation: int) -> tuple[_Rules, list[Box]]:
             break
         box = _turn(element.box, rotation)
         width, height = box[2] - box[0], box[3] - box[1]
-        if element.kind != "graphic" or element.obj.type != pdfium_c.FPDF_PAGEOBJ_PATH:
-            drawn.append(box)
-        elif not plain_path(element):
+        is_path = element.kind == "graphic" and element.obj.type == pdfium_c.FPDF_PAGEOBJ_PATH
+        if not is_path or not plain_path(element):
             drawn.append(box)
         elif height <= _RULE and width > _RULE:
             rules.horizontal.append(box)

@@ -62,3 +62,47 @@ def test_rotated_page_table_reads_across() -> None:
     assert rows[0][:3] == ["DOCUMENT NO.", "DATE", "PAYEE NAME"]
     assert rows[0][-1] == "AMOUNT ($)"
     assert any(row[2].startswith("BAIN") and row[-1] == "37,499.96" for row in rows)
+
+
+def test_html_table_becomes_markdown_with_its_caption(tmp_path: Path) -> None:
+    page = tmp_path / "prices.html"
+    page.write_text(
+        "<h1>Prices</h1><p>Intro text.</p><table><caption>Table 1: Fruit prices</caption>"
+        "<tr><th>Fruit</th><th>Price</th></tr><tr><td>Apple</td><td>1.20</td></tr>"
+        "<tr><td>Pear <b>big</b></td><td>2.10</td></tr></table><p>After.</p>"
+        "<table><tr><td>layout only</td></tr></table>"
+    )
+    document = parse(page)
+    tables = [unit for unit in document.pages if unit.element == "table"]
+    assert len(tables) == 1
+    assert tables[0].headings == ["Prices", "Table 1: Fruit prices"]
+    assert rows_of(tables[0].text) == [["Fruit", "Price"], ["Apple", "1.20"], ["Pear big", "2.10"]]
+    loose = " ".join(unit.text for unit in document.pages if unit.element == "text")
+    assert "Apple" not in loose and "layout only" in loose and "After." in loose
+
+
+def test_docx_table_becomes_markdown_with_its_caption(tmp_path: Path) -> None:
+    import docx
+
+    word = docx.Document()
+    word.add_heading("Results", level=1)
+    word.add_paragraph("Table 2: Scores by team")
+    table = word.add_table(rows=3, cols=3)
+    for r, values in enumerate([["Team", "Won", "Lost"], ["Red", "5", "1"], ["Blue", "2", "4"]]):
+        for c, value in enumerate(values):
+            table.cell(r, c).text = value
+    merged = word.add_table(rows=2, cols=2)
+    merged.cell(0, 0).merge(merged.cell(0, 1)).text = "Span"
+    merged.cell(1, 0).text, merged.cell(1, 1).text = "x", "y"
+    path = tmp_path / "scores.docx"
+    word.save(str(path))
+    document = parse(path)
+    tables = [unit for unit in document.pages if unit.element == "table"]
+    assert len(tables) == 2
+    assert tables[0].headings == ["Results", "Table 2: Scores by team"]
+    assert rows_of(tables[0].text) == [
+        ["Team", "Won", "Lost"],
+        ["Red", "5", "1"],
+        ["Blue", "2", "4"],
+    ]
+    assert rows_of(tables[1].text) == [["Span", ""], ["x", "y"]]

@@ -170,3 +170,57 @@ def test_unreadable_pdf_is_an_extraction_error(tmp_path: Path, content: bytes, r
     message = str(caught.value)
     assert message.count(str(path)) == 1, message
     assert message.count("not a PDF / broken file") <= 1, message
+
+
+SHARED_PDF = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "pdf"
+VICKSBURG = SHARED_PDF / "pypdf" / "resources" / "Seige_of_Vicksburg_Sample_OCR.pdf"
+
+
+@pytest.mark.skipif(not VICKSBURG.is_file(), reason="shared corpus not present")
+def test_pictures_pypdf_cannot_decode_come_from_pdfium_without_jbig2dec(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    # A PATH holding no program at all: no jbig2dec for pypdf to call.
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mrag.extract.document import ExtractionLimits\n"
+        "from mrag.extract.formats.pdf.reader import parse_pdf\n"
+        "d = parse_pdf(Path(sys.argv[1]), limits=ExtractionLimits())\n"
+        "print(json.dumps({'images': [[i.name, list(i.image.size)] for i in d.images],"
+        " 'problems': d.problems}))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env = {"PATH": str(tmp_path), "PYTHONPATH": str(repo), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(VICKSBURG)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    result = json.loads(done.stdout)
+    sizes = {name: tuple(size) for name, size in result["images"]}
+    for page in range(1, 7):
+        assert sizes[f"p{page}-Im002"] == (600, 900)
+        assert sizes[f"p{page}-Im003"] == (450, 675)
+    assert not [line for line in result["problems"] if "cannot decode" in line]
+
+
+def test_decode_failures_are_told_in_words() -> None:
+    import io
+
+    from PIL import UnidentifiedImageError
+
+    from mrag.extract.formats.pdf.reader import _decode_reason
+
+    try:
+        Image.open(io.BytesIO(b"not a picture"))
+    except UnidentifiedImageError as exc:
+        reason = _decode_reason(exc)
+    assert "0x" not in reason and "BytesIO" not in reason
+    missing = _decode_reason(RuntimeError("jbig2dec binary is not available."))
+    assert missing == "JBIG2 image and the jbig2dec program is not installed"

@@ -31,6 +31,7 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import UnidentifiedImageError
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
 
@@ -51,9 +52,11 @@ from mrag.extract.figures import (
 )
 from mrag.extract.formats.pdf.pdfium import (
     Extraction,
+    Undecoded,
     open_with_passwords,
     page_picture,
     read_pages,
+    rendered_image,
     usable_text,
 )
 from mrag.extract.formats.pdf.render import (
@@ -364,6 +367,7 @@ def parse_pdf(
     )
     stages = _PdfiumStages(data, password, pdfium_document, path, limits, started, document)
     try:
+        stages.recover_images(extraction)
         stages.recognise(extraction, ocr)
         stages.find_figures(extraction)
         stages.find_tables(extraction)
@@ -444,7 +448,15 @@ def _read_pages(
                 raise ExtractionError(
                     f"{path}: time budget of {limits.time_budget_s:g}s exceeded on page {number}"
                 )
-            extracted = _decode(page, item, number, limits, problems)
+            try:
+                extracted = _decode(page, item, number, limits, problems)
+            except _Undecodable as exc:
+                extraction.undecoded.append(
+                    Undecoded(
+                        number, item.label, _stream_size(item.stream), str(exc), context, kind, span
+                    )
+                )
+                continue
             if extracted is None:
                 continue
             extracted.context, extracted.context_kind = context, kind
@@ -571,10 +583,30 @@ def _decode(
         rgb = to_rgb(decoded)
         rgb.load()
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:300]
-        problems.append(f"{where}: cannot decode ({type(exc).__name__}: {reason})")
-        return None
+        raise _Undecodable(_decode_reason(exc)) from None
     return page_picture(rgb, number, f"p{number}-{item.label}")
+
+
+class _Undecodable(Exception):
+    """pypdf could not decode a picture; PDFium may still draw it."""
+
+
+def _decode_reason(exc: Exception) -> str:
+    """Why a picture could not be decoded, in words (no Python object reprs)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "the image data is not in a format Pillow reads"
+    message = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the image data", str(exc))
+    message = " ".join(message.split())[:300]
+    if "jbig2dec" in message:
+        return "JBIG2 image and the jbig2dec program is not installed"
+    return f"{type(exc).__name__}: {message}"
+
+
+def _stream_size(stream: DictionaryObject | None) -> tuple[int, int] | None:
+    if stream is None:
+        return None
+    width, height = _int_value(stream.get("/Width")), _int_value(stream.get("/Height"))
+    return (width, height) if width and height else None
 
 
 #: Pages with little text where a picture covers at least this share of the page are scans that
@@ -746,6 +778,41 @@ class _PdfiumStages:
                 continue
             if span[1] - span[0] >= _PAGE_PICTURE_SHARE * height:
                 image.context, image.context_kind = trim_context(text), "ocr"
+
+    # -- pictures pypdf cannot decode -------------------------------------------------------------
+
+    def recover_images(self, extraction: Extraction) -> None:
+        """Take each picture pypdf could not decode from PDFium's rendering of it."""
+        if not extraction.undecoded:
+            return
+        clock = time.monotonic()
+        taken: dict[int, set[int]] = {}
+        try:
+            for item in extraction.undecoded:
+                self._recover(item, extraction, taken.setdefault(item.page, set()))
+            extraction.images.sort(key=lambda image: image.pages[0] or 0)
+        finally:
+            self.document.timings["images"] += time.monotonic() - clock
+
+    def _recover(self, item: Undecoded, extraction: Extraction, taken: set[int]) -> None:
+        where = f"page {item.page} image {item.label}"
+        document = self._open()
+        picture = None
+        failure = "PDFium cannot open the file"
+        if document is not None:
+            try:
+                picture = rendered_image(document[item.page - 1], item.size, taken)
+                failure = "PDFium found no such picture on the page"
+            except Exception as exc:
+                failure = f"PDFium cannot draw it either ({type(exc).__name__})"
+        if picture is None:
+            self.document.problems.append(f"{where}: cannot decode ({item.reason}; {failure})")
+            return
+        image = page_picture(picture, item.page, f"p{item.page}-{item.label}")
+        image.context, image.context_kind = item.context, item.context_kind
+        extraction.images.append(image)
+        if item.span is not None:
+            extraction.spans[id(image)] = item.span
 
     # -- tables ----------------------------------------------------------------------------------
 

@@ -215,12 +215,12 @@ def test_decode_failures_are_told_in_words() -> None:
 
     from PIL import UnidentifiedImageError
 
-    from mrag.extract.formats.pdf.reader import _decode_reason
+    from mrag.extract.formats.pdf.pictures import decode_reason
 
     try:
         Image.open(io.BytesIO(b"not a picture"))
     except UnidentifiedImageError as exc:
-        reason = _decode_reason(exc)
+        reason = decode_reason(exc)
     assert "0x" not in reason and "BytesIO" not in reason
-    missing = _decode_reason(RuntimeError("jbig2dec binary is not available."))
+    missing = decode_reason(RuntimeError("jbig2dec binary is not available."))
     assert missing == "JBIG2 image and the jbig2dec program is not installed"

@@ -20,7 +20,7 @@ from typing import Any
 import pypdfium2.raw as pdfium_c
 
 from mrag.extract.formats.pdf.render import Box
-from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path
+from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
 #: A path thinner than this (points) is a rule.
@@ -53,6 +53,8 @@ class PdfTable:
 class _Rules:
     horizontal: list[Box] = field(default_factory=list)
     vertical: list[Box] = field(default_factory=list)
+    # Coloured boxes: shaded cells hold text, a chart's bars and tiles do not.
+    shaded: list[Box] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +95,8 @@ def _rules(page: Any, rotation: int) -> tuple[_Rules, list[Box]]:
             rules.horizontal.append(box)
         elif width <= _RULE and height > _RULE:
             rules.vertical.append(box)
+        elif width > 3 * _RULE and height > 3 * _RULE and not unfilled_path(element):
+            rules.shaded.append(box)  # a shaded cell, or a chart's bar or tile
         elif width > 3 * _RULE and height > 3 * _RULE:
             # A cell box or a frame: its four edges are rules.
             left, bottom, right, top = box
@@ -411,6 +415,14 @@ def _overlaps_x(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2]
 
 
+def _holds_bars(shaded: list[Box], words: list[_Word], box: Box) -> bool:
+    """A coloured box inside with no text in it: a bar or a tile of a chart, not a shaded cell."""
+    for other in shaded:
+        if _inside(other, box) and not any(_centre_inside(w.box, other) for w in words):
+            return True
+    return False
+
+
 def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
     """Leading rows that fill few cells (a title inside the table's frame) and the rest."""
     width = max((len(row) for row in rows), default=0)
@@ -434,7 +446,7 @@ def find_tables(page: Any, textpage: Any | None = None) -> list[PdfTable]:
     words = _words(textpage, rotation)
     tables: list[PdfTable] = []
     for box, horizontal, vertical in regions:
-        if _holds_drawing(drawn, box):
+        if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):
             continue
         rows = _read(textpage, words, box, horizontal, vertical)
         if rows is None:

@@ -23,6 +23,7 @@ from mrag.extract.figures import (
     find_captions,
     trim_context,
 )
+from mrag.extract.formats.pdf.page_pictures import page_as_picture
 from mrag.extract.formats.pdf.pdfium import (
     Extraction,
     Undecoded,
@@ -247,6 +248,43 @@ class PdfiumStages:
         extraction.images.append(image)
         if item.span is not None:
             extraction.spans[id(image)] = item.span
+
+    # -- pages that are only a picture ------------------------------------------------------------
+
+    def keep_shown_pages(self) -> None:
+        """Render each page that shows something but yielded no text, table or picture."""
+        document = self.document
+        yielded = {unit.page for unit in document.pages if unit.text.strip()}
+        yielded.update(page for image in document.images for page in image.pages)
+        bare = [
+            number
+            for number in range(1, min(document.page_count, self.limits.max_pages) + 1)
+            if number not in yielded
+        ]
+        if not bare or self._open() is None:
+            return
+        clock = time.monotonic()
+        try:
+            for number in bare:
+                self._keep_page(number)
+        finally:
+            document.timings["pages"] += time.monotonic() - clock
+
+    def _keep_page(self, number: int) -> None:
+        assert self._pdfium is not None
+        if len(self.document.images) >= self.limits.max_images_per_document:
+            return
+        try:
+            image = page_as_picture(
+                self._pdfium[number - 1], number, self.path.name, self.limits.max_pixels
+            )
+        except Exception as exc:
+            self.document.problems.append(
+                f"page {number}: cannot render the page ({type(exc).__name__}: {exc})"
+            )
+            return
+        if image is not None:
+            self.document.images.append(image)
 
     # -- tables ----------------------------------------------------------------------------------
 

@@ -33,6 +33,12 @@ _JOIN = 2.5
 _MIN_COLUMN_GAP = 5.0
 #: Text boxes whose vertical centres are this close (points) are one line.
 _LINE_SLACK = 2.5
+#: Furthest a header rule may be from the rule that closes its table, in points.
+_MAX_TABLE_DROP = 400.0
+#: Furthest a caption beside a table (in the margin) may be from it, in points.
+_SIDE_CAPTION_GAP = 150.0
+#: A region whose cells are this often long sentences is running text between two rules.
+_PROSE_CELL_SHARE = 0.3
 #: Furthest a caption may be from its table, in points.
 _CAPTION_GAP = 40.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
@@ -147,7 +153,8 @@ def _union(boxes: Sequence[Box]) -> Box:
 
 
 def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
-    """Long horizontal rules that start and end together (booktabs: top, middle, bottom)."""
+    """Long horizontal rules that start and end together (booktabs: top, middle, bottom), each
+    stack closed by the nearest wider rule below when its own rules only frame the header."""
     long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
     stacks: list[list[Box]] = []
     for box in sorted(long, key=lambda b: -b[3]):
@@ -157,7 +164,24 @@ def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
                 break
         else:
             stacks.append([box])
-    return [stack for stack in stacks if len(stack) >= 2]
+    found = []
+    for stack in stacks:
+        lowest = min(b[1] for b in stack)
+        below = [
+            b
+            for b in long
+            if b[3] < lowest - _JOIN
+            and b[0] <= stack[0][0] + 6
+            and b[2] >= stack[0][2] - 6
+            and lowest - b[3] <= _MAX_TABLE_DROP
+        ]
+        if len(stack) == 2 and below:
+            # Top rule and header rule: the table runs down to the next rule as wide.
+            bottom = max(below, key=lambda b: b[3])
+            stack.append((stack[0][0], bottom[1], stack[0][2], bottom[3]))
+        if len(stack) >= 2:
+            found.append(stack)
+    return found
 
 
 def _phrases(words: list[_Word]) -> list[_Word]:
@@ -187,12 +211,12 @@ def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
         if len(long) >= 2:
             vertical = [b for b in group if b not in horizontal]
             regions.append((_union(group), horizontal, vertical))
-    covered = [box for box, _h, _v in regions]
+    grids = [box for box, _h, _v in regions]
     for stack in _stacked_rules(rules.horizontal):
         box = _union(stack)
-        if not any(_inside(box, other) for other in covered):
+        # Stacks may nest (a table between two page-wide rules): running text fails as a table.
+        if not any(_inside(box, other) for other in grids):
             regions.append((box, stack, []))
-            covered.append(box)
     return regions
 
 
@@ -394,21 +418,58 @@ def _holds_drawing(drawn: list[Box], box: Box) -> bool:
 
 
 def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, Box | None]:
-    """The nearest "Table N" line above the table (or below it), within :data:`_CAPTION_GAP`."""
-    best: tuple[float, Box] | None = None
-    for line in _lines([w for w in words if _overlaps_x(w.box, box)]):
-        line_box = _union([w.box for w in line])
-        if _centre_inside(line_box, box):
+    """The nearest "Table N" line above the table (or below it, or beside it in the margin),
+    with the lines right under it that continue the caption."""
+    above_below = [w for w in words if _overlaps_x(w.box, box) and not _centre_inside(w.box, box)]
+    beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
+    # Lines of the margin are built apart: a side caption shares its height with table rows.
+    lines = _lines(above_below) + _lines(beside)
+    best: tuple[float, int] | None = None
+    for index, line in enumerate(lines):
+        distance = _caption_distance(_union([w.box for w in line]), box)
+        if distance is None or not is_table_caption(" ".join(word.text for word in line)):
             continue
-        distance = line_box[1] - box[3] if line_box[1] >= box[3] else box[1] - line_box[3] + 10
-        if distance < 0 or distance > _CAPTION_GAP:
-            continue
-        text = " ".join(word.text for word in line)
-        if is_table_caption(text) and (best is None or distance < best[0]):
-            best = (distance, line)
+        if best is None or distance < best[0]:
+            best = (distance, index)
     if best is None:
         return None, None
-    return " ".join(word.text for word in best[1]), _union([word.page_box for word in best[1]])
+    block = _caption_block(lines, best[1])
+    text = " ".join(word.text for line in block for word in line)
+    return text, _union([word.page_box for line in block for word in line])
+
+
+def _caption_distance(line: Box, box: Box) -> float | None:
+    """How far a line is from the table as a caption, or ``None`` where no caption stands."""
+    if _overlaps_x(line, box):
+        # A caption below counts a little further than one above.
+        gap = line[1] - box[3] if line[1] >= box[3] else box[1] - line[3] + 10
+        return gap if gap <= _CAPTION_GAP else None
+    level = line[3] >= box[1] - _CAPTION_GAP and line[1] <= box[3] + _CAPTION_GAP
+    side = box[0] - line[2] if line[2] <= box[0] else line[0] - box[2]
+    return side + 20 if level and 0 <= side <= _SIDE_CAPTION_GAP else None
+
+
+def _caption_block(lines: list[list[_Word]], first: int) -> list[list[_Word]]:
+    """The caption line and the lines right under it that carry it on (up to four)."""
+    block = [lines[first]]
+    following = sorted(
+        (
+            line
+            for line in lines
+            if _union([w.box for w in line])[3] < _union([w.box for w in lines[first]])[1]
+        ),
+        key=lambda line: -_union([w.box for w in line])[3],
+    )
+    for line in following[:4]:
+        last = _union([w.box for w in block[-1]])
+        current = _union([w.box for w in line])
+        height = last[3] - last[1]
+        if last[1] - current[3] > 0.8 * height or abs(current[0] - last[0]) > 2 * height:
+            break
+        if is_table_caption(" ".join(w.text for w in line)):
+            break
+        block.append(line)
+    return block
 
 
 def _overlaps_x(a: Box, b: Box) -> bool:
@@ -421,6 +482,13 @@ def _holds_bars(shaded: list[Box], words: list[_Word], box: Box) -> bool:
         if _inside(other, box) and not any(_centre_inside(w.box, other) for w in words):
             return True
     return False
+
+
+def _reads_as_prose(rows: list[list[str]]) -> bool:
+    """Running text between two rules (a page frame, a boxed note): many cells are sentences."""
+    cells = [cell for row in rows for cell in row if cell]
+    sentences = sum(1 for cell in cells if len(cell.split()) >= 10)
+    return sentences > _PROSE_CELL_SHARE * len(cells)
 
 
 def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
@@ -452,10 +520,16 @@ def find_tables(page: Any, textpage: Any | None = None) -> list[PdfTable]:
         if rows is None:
             continue
         title, rows = _title_rows(rows)
-        if not is_table(rows):
+        if not is_table(rows) or _reads_as_prose(rows):
             continue
         caption, caption_box = _caption(textpage, words, box)
         caption = caption or title
         tables.append(PdfTable(_turn(box, (360 - rotation) % 360), rows, caption, caption_box))
+    # A frame around a table (two page-wide rules) is not a table of its own.
+    tables = [
+        table
+        for table in tables
+        if not any(other is not table and _inside(other.box, table.box) for other in tables)
+    ]
     tables.sort(key=lambda table: -_turn(table.box, rotation)[3])
     return tables

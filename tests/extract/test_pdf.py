@@ -224,3 +224,41 @@ def test_decode_failures_are_told_in_words() -> None:
     assert "0x" not in reason and "BytesIO" not in reason
     missing = decode_reason(RuntimeError("jbig2dec binary is not available."))
     assert missing == "JBIG2 image and the jbig2dec program is not installed"
+
+
+def drawing_pdf(path: Path) -> Path:
+    """Three pages: a line of text, a vector drawing with no text at all, and a blank page."""
+    from reportlab.lib.colors import Color
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=(400, 400))
+    pdf.drawString(40, 360, "A page of text before the drawing.")
+    pdf.showPage()
+    pdf.setFillColor(Color(0.2, 0.4, 0.8))
+    pdf.circle(200, 220, 90, stroke=1, fill=1)
+    pdf.setLineWidth(6)
+    pdf.line(60, 60, 340, 120)
+    pdf.showPage()
+    pdf.showPage()  # blank
+    pdf.save()
+    return path
+
+
+def test_a_page_that_is_only_a_drawing_is_kept_as_a_page_picture(tmp_path: Path) -> None:
+    document = parse(drawing_pdf(tmp_path / "drawing.pdf"), image_filter=LOOSE)
+    pages = [image for image in document.images if image.element == "page"]
+    assert [image.pages for image in pages] == [[2]]  # not the text page, not the blank page
+    picture = pages[0].image
+    assert close(at(picture, 0.5, 0.45), (51, 102, 204), tolerance=30)  # the disc
+    assert close(at(picture, 0.05, 0.05), (255, 255, 255))
+    assert pages[0].context == "drawing.pdf, page 2"
+
+
+SHARED_BLANK = SHARED_PDF / "pdfplumber" / "tests" / "pdfs" / "issue-297-example.pdf"
+
+
+@pytest.mark.skipif(not SHARED_BLANK.is_file(), reason="shared corpus not present")
+def test_a_blank_page_stays_empty() -> None:
+    document = parse(SHARED_BLANK)
+    assert document.images == []
+    assert all(not page.text for page in document.pages)

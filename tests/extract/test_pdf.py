@@ -262,3 +262,35 @@ def test_a_blank_page_stays_empty() -> None:
     document = parse(SHARED_BLANK)
     assert document.images == []
     assert all(not page.text for page in document.pages)
+
+
+def test_a_drawing_without_a_caption_is_a_figure_with_the_nearest_text(tmp_path: Path) -> None:
+    from reportlab.lib.colors import Color
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "manual.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=(400, 500))
+    pdf.drawString(40, 460, "Loosen the valve before you open the pump housing.")
+    pdf.drawString(40, 440, "The valve sits under the blue cover shown below.")
+    pdf.setFillColor(Color(0.2, 0.4, 0.8))
+    pdf.circle(200, 280, 100, stroke=1, fill=1)
+    pdf.setFillColor(Color(0, 0, 0))
+    pdf.drawString(40, 120, "Close the housing again once the valve is loose.")
+    # A ruled grid of text is a table or a form, never a drawing.
+    for y in (100, 80, 60):
+        pdf.line(40, y, 360, y)
+    pdf.drawString(50, 86, "part")
+    pdf.drawString(200, 86, "count")
+    pdf.drawString(50, 66, "valve")
+    pdf.drawString(200, 66, "2")
+    pdf.showPage()
+    pdf.save()
+    document = parse(path, image_filter=LOOSE)
+    figures = [image for image in document.images if image.element == "figure"]
+    assert len(figures) == 1
+    figure = figures[0]
+    assert figure.context_kind == "nearby"
+    assert "blue cover shown below" in figure.context
+    assert close(at(figure.image, 0.5, 0.5), (51, 102, 204), tolerance=30)
+    width, height = figure.image.size
+    assert 0.8 < width / height < 1.25  # the disc, not the page

@@ -292,6 +292,7 @@ def parse_pdf(
         stages.recognise(extraction, ocr)
         stages.find_figures(extraction)
         stages.find_tables(extraction)
+        stages.find_loose_figures()
         stages.keep_shown_pages()
     finally:
         stages.close()

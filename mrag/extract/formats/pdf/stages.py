@@ -23,6 +23,7 @@ from mrag.extract.figures import (
     find_captions,
     trim_context,
 )
+from mrag.extract.formats.pdf.loose_figures import find_loose_figures, nearest_text
 from mrag.extract.formats.pdf.page_pictures import page_as_picture
 from mrag.extract.formats.pdf.pdfium import (
     Extraction,
@@ -80,6 +81,8 @@ class PdfiumStages:
         self.limits = limits
         self.started = started
         self.document = document
+        # Per page, the regions already stored as a table or a captioned figure.
+        self.taken: dict[int, list[Box]] = {}
 
     def _open(self) -> pdfium.PdfDocument | None:
         if self._pdfium is None and not self._failed:
@@ -249,6 +252,54 @@ class PdfiumStages:
         if item.span is not None:
             extraction.spans[id(image)] = item.span
 
+    # -- figures without a caption ----------------------------------------------------------------
+
+    def find_loose_figures(self) -> None:
+        """Clusters of drawings or pictures that no caption names, as figures with nearby text."""
+        pages = [
+            unit.page
+            for unit in self.document.pages
+            if unit.element == "text" and unit.text and unit.ocr_confidence is None
+        ]
+        if not pages or self._open() is None:
+            return
+        clock = time.monotonic()
+        try:
+            for number in pages:
+                assert number is not None
+                if self._remaining() <= 0:
+                    self.document.problems.append(
+                        f"figures without captions: not looked for from page {number} on, the "
+                        f"time budget of {self.limits.time_budget_s:g}s is spent"
+                    )
+                    return
+                self._loose_on_page(number)
+        finally:
+            self.document.timings["loose_figures"] += time.monotonic() - clock
+
+    def _loose_on_page(self, number: int) -> None:
+        assert self._pdfium is not None
+        try:
+            page = self._pdfium[number - 1]
+            found = find_loose_figures(page, self.taken.get(number, []))
+            if not found:
+                return
+            textpage = page.get_textpage()
+            for position, figure in enumerate(found):
+                if len(self.document.images) >= self.limits.max_images_per_document:
+                    return
+                picture = render_region(page, figure.box, max_pixels=self.limits.max_pixels)
+                image = page_picture(picture, number, f"p{number}-drawing{position + 1}")
+                context = nearest_text(textpage, figure.box, NEARBY_CHARS)
+                image.context = trim_context(context, NEARBY_CHARS) or f"drawing on page {number}"
+                image.context_kind = "nearby" if context else "filename"
+                self.document.images.append(image)
+        except Exception as exc:
+            self.document.problems.append(
+                f"page {number} figures without captions: cannot analyse "
+                f"({type(exc).__name__}: {exc})"
+            )
+
     # -- pages that are only a picture ------------------------------------------------------------
 
     def keep_shown_pages(self) -> None:
@@ -322,6 +373,7 @@ class PdfiumStages:
         page.text = _without_cells(page.text, tables)
         units = []
         for table in tables:
+            self.taken.setdefault(number, []).append(table.box)
             units.append(table_unit(Table(table.rows, table.caption, number)))
             if len(self.document.images) >= self.limits.max_images_per_document:
                 continue
@@ -373,6 +425,7 @@ class PdfiumStages:
             return
         on_page = [image for image in extraction.images if image.pages[0] == number]
         for region in regions:
+            self.taken.setdefault(number, []).append(region.box)
             inside = [image for image in on_page if _within_span(extraction, image, region.box)]
             if region.drawn == 0 and inside:
                 # A picture and nothing drawn around it: the picture itself is the figure.

@@ -13,6 +13,7 @@ A "Table N" caption within a short distance above (or else below) the table name
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
+_SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
 #: A path thinner than this (points) is a rule.
 _RULE = 2.0
 #: A table's long rules span at least this many points.
@@ -400,7 +402,8 @@ def _cells(rows: list[list[_Word]], edges: list[float]) -> list[list[str]]:
             centre = (word.box[0] + word.box[2]) / 2
             column = sum(1 for x in edges if x < centre)
             cells[column] = f"{cells[column]} {word.text}".strip()
-        table.append(cells)
+        # Text layers often put a space glyph before a comma or a full stop ("1 ,260").
+        table.append([_SPACE_BEFORE_MARK.sub(r"\1", cell) for cell in cells])
     return table
 
 

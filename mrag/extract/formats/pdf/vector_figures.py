@@ -233,6 +233,12 @@ def page_graphics(page: Any, page_box: Box) -> Iterator[_Element]:
     return _graphics(page, page_box)
 
 
+def furniture(element: _Element, page_box: Box) -> bool:
+    """Whether a graphic is page furniture: in the running-head or page-number bands, or a frame
+    or background covering most of the page."""
+    return _is_furniture(element, page_box)
+
+
 def unfilled_path(element: _Element) -> bool:
     """Whether a path is stroked only or filled white (a cell box, not a bar or a tile)."""
     return _is_unfilled(element.obj)

@@ -27,6 +27,8 @@ _RULE = 2.0
 #: Share of a cluster covered by something already stored (a table, a figure, one picture) above
 #: which the cluster is that thing.
 _TAKEN_SHARE = 0.5
+#: Share of a cluster that drawings (not rules and boxes) must cover for it to be a figure.
+_DRAWN_SHARE = 0.1
 # Graphics examined per page: a page of a hundred thousand paths is a map, worth one picture at
 # most, and the page rendering covers it.
 _MAX_GRAPHICS = 3000
@@ -114,11 +116,19 @@ def find_loose_figures(page: Any, taken: list[Box]) -> list[LooseFigure]:
     found = []
     page_area = _area(page_box)
     for members in _clusters(boxes):
-        box = _union([boxes[i] for i in members])
+        whole = _union([boxes[i] for i in members])
+        # Only what lies on the page counts (drawings may run off it).
+        box = (
+            max(whole[0], page_box[0]),
+            max(whole[1], page_box[1]),
+            min(whole[2], page_box[2]),
+            min(whole[3], page_box[3]),
+        )
         if _area(box) < MIN_PAGE_SHARE * page_area:
             continue
-        if not any(_drawn(elements[i]) for i in members):
-            continue  # rules and boxes only: the grid of a table or a form, not a drawing
+        drawn = sum(_area(boxes[i]) for i in members if _drawn(elements[i]))
+        if drawn < _DRAWN_SHARE * _area(box):
+            continue  # rules and boxes (and icons): the grid of a table or a form, not a drawing
         pictures = [elements[i].box for i in members if elements[i].kind == "image"]
         if _covered(box, taken) >= _TAKEN_SHARE or _covered(box, pictures) >= _TAKEN_SHARE:
             continue

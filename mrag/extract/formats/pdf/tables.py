@@ -25,6 +25,8 @@ from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, u
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
+#: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
+_ICON_SHARE = 0.02
 #: A path thinner than this (points) is a rule.
 _RULE = 2.0
 #: A table's long rules span at least this many points.
@@ -416,8 +418,15 @@ def _read(textpage: Any, words: list[_Word], box: Box, horizontal: list[Box], ve
 
 
 def _holds_drawing(drawn: list[Box], box: Box) -> bool:
-    """A picture, a curve or a coloured shape inside: a chart with gridlines, not a table."""
-    return any(_inside(other, box) and other[2] - other[0] > _RULE for other in drawn)
+    """A picture or a curve inside, bigger than an icon in a cell: a chart with gridlines, not a
+    table."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return any(
+        _inside(other, box)
+        and other[2] - other[0] > _RULE
+        and (other[2] - other[0]) * (other[3] - other[1]) > _ICON_SHARE * area
+        for other in drawn
+    )
 
 
 def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, Box | None]:

@@ -82,7 +82,10 @@ class ParsedDocument:
     that show something but yielded no text (no usable text layer, and OCR off or unavailable;
     a text layer that is mostly debris counts as none, see :mod:`mrag.extract.hygiene`).
     ``timings`` holds the seconds spent in each extraction stage ("text"; "scan_check", looking
-    for scans among pages with little text; "render" and "ocr"; "figures").
+    for scans among pages with little text; "render" and "ocr"; "figures"; "images", pictures
+    taken from PDFium; "tables"; "loose_figures", figures without captions; "pages", pages kept
+    as pictures). ``pages`` holds the page texts and, after the page they stand on, one unit per
+    table (``element`` "table").
     """
 
     source: str

@@ -220,7 +220,7 @@ def decode_reason(exc: Exception) -> str:
     message = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the image data", str(exc))
     message = " ".join(message.split())[:300]
     if "jbig2dec" in message:
-        return "JBIG2 image and the jbig2dec program is not installed"
+        return "JBIG2 image and the jbig2dec program is not installed (apt-get install jbig2dec)"
     return f"{type(exc).__name__}: {message}"
 
 

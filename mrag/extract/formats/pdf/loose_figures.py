@@ -82,6 +82,15 @@ def _clusters(boxes: list[Box]) -> list[list[int]]:
     return [members for _box, members in clusters]
 
 
+def _within(inner: Box, outer: Box) -> bool:
+    return (
+        inner[0] >= outer[0] - 2
+        and inner[1] >= outer[1] - 2
+        and inner[2] <= outer[2] + 2
+        and inner[3] <= outer[3] + 2
+    )
+
+
 def _covered(box: Box, taken: list[Box]) -> float:
     inside = 0.0
     for other in taken:
@@ -108,7 +117,8 @@ def find_loose_figures(page: Any, taken: list[Box]) -> list[LooseFigure]:
     for count, element in enumerate(page_graphics(page, page_box)):
         if count >= _MAX_GRAPHICS:
             return []
-        if not furniture(element, page_box):
+        # A table's rules and a captioned figure's parts are spoken for already.
+        if not furniture(element, page_box) and not any(_within(element.box, t) for t in taken):
             elements.append(element)
     if not elements:
         return []

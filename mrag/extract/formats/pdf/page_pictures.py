@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from mrag.extract.document import ExtractedImage
 from mrag.extract.formats.pdf.pdfium import page_picture
 from mrag.extract.formats.pdf.render import render_region
@@ -24,7 +26,11 @@ _CHECK_SCALE = 0.25
 
 def inked_share(page: Any) -> float:
     """The share of the page darker than paper, from a coarse greyscale rendering."""
-    picture = page.render(scale=_CHECK_SCALE, grayscale=True, draw_annots=True).to_pil()
+    return picture_ink(page.render(scale=_CHECK_SCALE, grayscale=True, draw_annots=True).to_pil())
+
+
+def picture_ink(picture: Image.Image) -> float:
+    """The share of a picture darker than paper."""
     histogram = picture.convert("L").histogram()
     total = sum(histogram)
     return sum(histogram[:_PAPER]) / total if total else 0.0

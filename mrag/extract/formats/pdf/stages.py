@@ -24,7 +24,7 @@ from mrag.extract.figures import (
     trim_context,
 )
 from mrag.extract.formats.pdf.loose_figures import find_loose_figures, nearest_text
-from mrag.extract.formats.pdf.page_pictures import page_as_picture
+from mrag.extract.formats.pdf.page_pictures import INK_SHARE, page_as_picture, picture_ink
 from mrag.extract.formats.pdf.pdfium import (
     Extraction,
     Undecoded,
@@ -289,6 +289,8 @@ class PdfiumStages:
                 if len(self.document.images) >= self.limits.max_images_per_document:
                     return
                 picture = render_region(page, figure.box, max_pixels=self.limits.max_pixels)
+                if picture_ink(picture) < INK_SHARE:
+                    continue  # drawn in white on white: nothing a reader sees
                 image = page_picture(picture, number, f"p{number}-drawing{position + 1}")
                 context = nearest_text(textpage, figure.box, NEARBY_CHARS)
                 image.context = trim_context(context, NEARBY_CHARS) or f"drawing on page {number}"

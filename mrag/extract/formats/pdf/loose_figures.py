@@ -109,14 +109,19 @@ def _drawn(element: Any) -> bool:
     return element.kind == "image" or not plain_path(element)
 
 
-def find_loose_figures(page: Any, taken: list[Box]) -> list[LooseFigure]:
+def find_loose_figures(
+    page: Any, taken: list[Box], graphics: list[Any] | None = None
+) -> list[LooseFigure]:
     """Figures of the page that no caption names, outside the ``taken`` boxes (tables, captioned
-    figures)."""
+    figures). ``graphics`` are the page's graphics from :func:`page_graphics`, when the caller
+    has them."""
     page_box: Box = tuple(page.get_cropbox())  # type: ignore[assignment]
+    if graphics is None:
+        graphics = list(page_graphics(page, page_box))
+    if len(graphics) > _MAX_GRAPHICS:
+        return []
     elements = []
-    for count, element in enumerate(page_graphics(page, page_box)):
-        if count >= _MAX_GRAPHICS:
-            return []
+    for element in graphics:
         # A table's rules and a captioned figure's parts are spoken for already.
         if not furniture(element, page_box) and not any(_within(element.box, t) for t in taken):
             elements.append(element)

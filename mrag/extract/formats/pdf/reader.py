@@ -291,8 +291,7 @@ def parse_pdf(
         stages.recover_images(extraction)
         stages.recognise(extraction, ocr)
         stages.find_figures(extraction)
-        stages.find_tables(extraction)
-        stages.find_loose_figures()
+        stages.find_tables_and_drawings()
         stages.keep_shown_pages()
     finally:
         stages.close()

@@ -39,7 +39,7 @@ from mrag.extract.formats.pdf.render import (
     render_region,
 )
 from mrag.extract.formats.pdf.tables import PdfTable, find_tables
-from mrag.extract.formats.pdf.vector_figures import find_figure_regions
+from mrag.extract.formats.pdf.vector_figures import find_figure_regions, page_graphics
 from mrag.extract.hygiene import clean_text
 from mrag.extract.ocr import OcrSettings, OcrText, recognise, resolve
 from mrag.extract.tables import Table, table_unit
@@ -254,34 +254,10 @@ class PdfiumStages:
 
     # -- figures without a caption ----------------------------------------------------------------
 
-    def find_loose_figures(self) -> None:
-        """Clusters of drawings or pictures that no caption names, as figures with nearby text."""
-        pages = [
-            unit.page
-            for unit in self.document.pages
-            if unit.element == "text" and unit.text and unit.ocr_confidence is None
-        ]
-        if not pages or self._open() is None:
-            return
+    def _loose_on_page(self, number: int, page: Any, graphics: list[Any]) -> None:
         clock = time.monotonic()
         try:
-            for number in pages:
-                assert number is not None
-                if self._remaining() <= 0:
-                    self.document.problems.append(
-                        f"figures without captions: not looked for from page {number} on, the "
-                        f"time budget of {self.limits.time_budget_s:g}s is spent"
-                    )
-                    return
-                self._loose_on_page(number)
-        finally:
-            self.document.timings["loose_figures"] += time.monotonic() - clock
-
-    def _loose_on_page(self, number: int) -> None:
-        assert self._pdfium is not None
-        try:
-            page = self._pdfium[number - 1]
-            found = find_loose_figures(page, self.taken.get(number, []))
+            found = find_loose_figures(page, self.taken.get(number, []), graphics)
             if not found:
                 return
             textpage = page.get_textpage()
@@ -301,6 +277,8 @@ class PdfiumStages:
                 f"page {number} figures without captions: cannot analyse "
                 f"({type(exc).__name__}: {exc})"
             )
+        finally:
+            self.document.timings["loose_figures"] += time.monotonic() - clock
 
     # -- pages that are only a picture ------------------------------------------------------------
 
@@ -341,30 +319,49 @@ class PdfiumStages:
 
     # -- tables ----------------------------------------------------------------------------------
 
-    def find_tables(self, extraction: Extraction) -> None:
-        """Tables of pages with a text layer: Markdown units after their page's text, their cells
-        taken out of the page text, and each region rendered as one picture."""
-        clock = time.monotonic()
-        try:
-            units = []
-            for page in list(self.document.pages):
-                if page.ocr_confidence is not None or not page.text or page.page is None:
-                    continue
-                units.extend(self._tables_on_page(page))
-            self.document.pages.extend(units)
-            self.document.pages.sort(key=lambda unit: unit.page or 0)
-        finally:
+    def find_tables_and_drawings(self) -> None:
+        """On each page with a text layer: its tables (Markdown units after the page's text, their
+        cells taken out of the page text, each region rendered as one picture), then the drawings
+        no caption names. Both read the page's graphics, listed once."""
+        pages = [
+            page
+            for page in self.document.pages
+            if page.ocr_confidence is None and page.text and page.page is not None
+        ]
+        document = self._open() if pages else None
+        if document is None:
+            return
+        units = []
+        for page in pages:
+            assert page.page is not None
+            if self._remaining() <= 0:
+                self.document.problems.append(
+                    f"tables and figures without captions: not looked for from page {page.page} "
+                    f"on, the time budget of {self.limits.time_budget_s:g}s is spent"
+                )
+                break
+            clock = time.monotonic()
+            try:
+                pdfium_page = document[page.page - 1]
+                graphics = list(page_graphics(pdfium_page, tuple(pdfium_page.get_cropbox())))
+            except Exception as exc:
+                self.document.problems.append(
+                    f"page {page.page} graphics: cannot list ({type(exc).__name__}: {exc})"
+                )
+                continue
+            units.extend(self._tables_on_page(page, pdfium_page, graphics))
             self.document.timings["tables"] += time.monotonic() - clock
+            self._loose_on_page(page.page, pdfium_page, graphics)
+        self.document.pages.extend(units)
+        self.document.pages.sort(key=lambda unit: unit.page or 0)
 
-    def _tables_on_page(self, page: PageText) -> list[PageText]:
+    def _tables_on_page(
+        self, page: PageText, pdfium_page: Any, graphics: list[Any]
+    ) -> list[PageText]:
         number = page.page
         assert number is not None
-        document = self._open()
-        if document is None:
-            return []
         try:
-            pdfium_page = document[number - 1]
-            tables = find_tables(pdfium_page)
+            tables = find_tables(pdfium_page, graphics=graphics)
         except Exception as exc:
             self.document.problems.append(
                 f"page {number} tables: cannot analyse ({type(exc).__name__}: {exc})"

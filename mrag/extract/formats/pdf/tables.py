@@ -88,16 +88,15 @@ def _turn(box: Box, rotation: int) -> Box:
     return box
 
 
-def _rules(page: Any, rotation: int) -> tuple[_Rules, list[Box]]:
+def _rules(graphics: list[Any], rotation: int) -> tuple[_Rules, list[Box]]:
     """Horizontal and vertical rules of the page, and the boxes of everything else drawn."""
-    page_box: Box = tuple(page.get_cropbox())  # type: ignore[assignment]
     rules = _Rules()
     drawn: list[Box] = []
-    for count, element in enumerate(page_graphics(page, page_box)):
-        if count >= _MAX_PATHS:
-            break
+    for element in graphics[:_MAX_PATHS]:
         box = _turn(element.box, rotation)
         width, height = box[2] - box[0], box[3] - box[1]
+        if width < _RULE and height < _RULE:
+            continue  # a dot or a glyph piece: neither a rule nor a drawing that matters
         is_path = element.kind == "graphic" and element.obj.type == pdfium_c.FPDF_PAGEOBJ_PATH
         if not is_path or not plain_path(element):
             drawn.append(box)
@@ -513,10 +512,17 @@ def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
     return title or None, clean_rows(rows[first:])
 
 
-def find_tables(page: Any, textpage: Any | None = None) -> list[PdfTable]:
-    """The tables of a PDFium page, top to bottom, with their cells and captions."""
+def find_tables(
+    page: Any, textpage: Any | None = None, graphics: list[Any] | None = None
+) -> list[PdfTable]:
+    """The tables of a PDFium page, top to bottom, with their cells and captions.
+
+    ``graphics`` are the page's graphics from :func:`page_graphics`, when the caller has them.
+    """
     rotation = page.get_rotation() % 360
-    rules, drawn = _rules(page, rotation)
+    if graphics is None:
+        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
+    rules, drawn = _rules(graphics, rotation)
     if len(rules.horizontal) < 2:
         return []
     regions = _candidate_regions(rules)

@@ -98,12 +98,13 @@ def _rules(graphics: list[Any], rotation: int) -> tuple[_Rules, list[Box]]:
         if width < _RULE and height < _RULE:
             continue  # a dot or a glyph piece: neither a rule nor a drawing that matters
         is_path = element.kind == "graphic" and element.obj.type == pdfium_c.FPDF_PAGEOBJ_PATH
-        if not is_path or not plain_path(element):
-            drawn.append(box)
-        elif height <= _RULE and width > _RULE:
+        # A thin path is a line whatever its segments: the costlier shape check is for boxes.
+        if is_path and height <= _RULE:
             rules.horizontal.append(box)
-        elif width <= _RULE and height > _RULE:
+        elif is_path and width <= _RULE:
             rules.vertical.append(box)
+        elif not is_path or not plain_path(element):
+            drawn.append(box)
         elif width > 3 * _RULE and height > 3 * _RULE and not unfilled_path(element):
             rules.shaded.append(box)  # a shaded cell, or a chart's bar or tile
         elif width > 3 * _RULE and height > 3 * _RULE:
@@ -237,14 +238,14 @@ def _centre_inside(box: Box, outer: Box) -> bool:
     return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
 
 
-def _words(textpage: Any, rotation: int) -> list[_Word]:
-    """Words of the page (characters joined until a space or a gap), turned as the reader sees
-    them, read character by character from PDFium's text page in one pass."""
+def _words(textpage: Any, rotation: int, areas: list[Box]) -> list[_Word]:
+    """Words inside ``areas`` (page space): characters joined until a space or a gap, turned as
+    the reader sees them, read character by character from PDFium's text page in one pass.
+    Characters outside every area are passed over without reading what they are."""
     words: list[_Word] = []
     chars: list[str] = []
     box: list[float] = []
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-
     spaced = False
 
     def close() -> None:
@@ -256,25 +257,22 @@ def _words(textpage: Any, rotation: int) -> list[_Word]:
             spaced = False
 
     raw = textpage.raw
+    where = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
     for index in range(pdfium_c.FPDFText_CountChars(raw)):
-        code = pdfium_c.FPDFText_GetUnicode(raw, index)
-        char = chr(code) if 0 < code < 0x110000 else ""
-        if (
-            not char
-            or char.isspace()
-            or not pdfium_c.FPDFText_GetCharBox(
-                raw,
-                index,
-                ctypes.byref(left),
-                ctypes.byref(right),
-                ctypes.byref(bottom),
-                ctypes.byref(top),
-            )
-        ):
+        if not pdfium_c.FPDFText_GetCharBox(raw, index, *where):
             close()
             spaced = True
             continue
         current = (left.value, bottom.value, right.value, top.value)
+        if not any(_centre_inside(current, area) for area in areas):
+            close()
+            continue
+        code = pdfium_c.FPDFText_GetUnicode(raw, index)
+        char = chr(code) if 0 < code < 0x110000 else ""
+        if not char or char.isspace():
+            close()
+            spaced = True
+            continue
         if chars and not _continues(box, current, rotation):
             close()
         if not chars:
@@ -529,7 +527,13 @@ def find_tables(
     if not regions:
         return []
     textpage = textpage or page.get_textpage()
-    words = _words(textpage, rotation)
+    # Only the text in and around the regions is read: cells, and captions above or beside.
+    margin = _SIDE_CAPTION_GAP + _CAPTION_GAP
+    areas = [
+        _turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
+        for b, _h, _v in regions
+    ]
+    words = _words(textpage, rotation, areas)
     tables: list[PdfTable] = []
     for box, horizontal, vertical in regions:
         if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):

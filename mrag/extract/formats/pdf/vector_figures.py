@@ -186,6 +186,20 @@ def _transformed(box: Box, matrix: Any) -> Box:
     return (left, bottom, right, top)
 
 
+def _drawn_objects(page: Any, form: Any, level: int) -> Iterator[Any]:
+    """The page's (or a form's) objects other than text, one level deep. Text objects, most of
+    a page, are skipped before any Python wrapper is made for them."""
+    if form is None:
+        count, get, parent = pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page
+    else:
+        count, get, parent = pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, form
+    for index in range(max(0, count(parent))):
+        raw = get(parent, index)
+        if not raw or pdfium_c.FPDFPageObj_GetType(raw) == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            continue
+        yield pdfium.PdfObject(raw, page=page, pdf=page.pdf, container=form, level=level)
+
+
 def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
     """Paths, pictures and form XObjects of the page, wrappers opened, in page space."""
     page_area = _area(page_box)
@@ -193,12 +207,7 @@ def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
 
     def walk(form: Any, matrix: Any, depth: int) -> Iterator[_Element]:
         nonlocal count
-        objects = (
-            page.get_objects(max_depth=1)
-            if form is None
-            else page.get_objects(form=form, max_depth=1, level=depth)
-        )
-        for obj in objects:
+        for obj in _drawn_objects(page, form, depth):
             count += 1
             if count > _MAX_OBJECTS:
                 return

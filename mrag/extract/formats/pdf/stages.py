@@ -20,6 +20,7 @@ from mrag.extract.document import (
 )
 from mrag.extract.figures import (
     NEARBY_CHARS,
+    ImageFilter,
     find_captions,
     trim_context,
 )
@@ -286,7 +287,15 @@ class PdfiumStages:
         """Render each page that shows something but yielded no text, table or picture."""
         document = self.document
         yielded = {unit.page for unit in document.pages if unit.text.strip()}
-        yielded.update(page for image in document.images for page in image.pages)
+        # A picture the image filter will drop (an icon, a rule) does not stand for its page.
+        noise = ImageFilter()
+        yielded.update(
+            page
+            for image in document.images
+            if min(image.image.size) >= noise.min_side
+            and max(image.image.size) <= noise.max_aspect * min(image.image.size)
+            for page in image.pages
+        )
         bare = [
             number
             for number in range(1, min(document.page_count, self.limits.max_pages) + 1)

@@ -11,7 +11,16 @@ writes JSON. It measures, through the real reader (:func:`mrag.extract.read.pars
   covering a page without a text layer) that show a page of text, the share that yields text;
   pages that are only a picture with nothing to read are counted apart;
 * **born-digital pages**: how many pages with a good text layer were rendered for OCR (must be 0);
-* **pages/s per stage**: text extraction, rendering for OCR, OCR, figure finding.
+* **tables**: of the "Table N" captions that open a line of page text, the share linked to a
+  ``table`` unit (its caption as the unit's last heading) of at least 2 rows and 2 columns; on
+  tables checked by hand against their rendered page, whether the rows and columns read right
+  (known cells in the row of a known label, the column count), by mrag's finder and by
+  pdfplumber's (``extract_tables`` with its defaults) beside it, with the time each took;
+  tables stored as a figure (must be 0);
+* **what else gets in**: figures found without a caption, pages kept as a ``page`` picture;
+* **pages/s per stage**: text extraction, rendering for OCR, OCR, figure finding, table finding,
+  figures without captions, and the share of born-digital extraction time the table and
+  uncaptioned-figure stages add.
 """
 
 from __future__ import annotations
@@ -258,6 +267,117 @@ def born_digital(paths: list[Path], settings: OcrSettings) -> dict[str, Any]:
     return {"pages": pages, "ocr_pages": rendered, "render_and_ocr_s": round(seconds, 3)}
 
 
+#: Tables checked by hand against the rendered page: (file, page, row label, the cells right of
+#: the label, the number of columns).
+HAND_CHECKED = [
+    ("nics-background-checks-2015-11.pdf", 1, "Alabama", ["18,870", "23,022", "22,650"], 26),
+    ("nics-background-checks-2015-11.pdf", 1, "Wyoming", ["383", "1,745", "2,372"], 26),
+    ("senate-expenditures.pdf", 1, "DHAW20190001", ["05/03/2019"], 7),
+    ("issue-316-example.pdf", 9, "Training", ["6.988", "23.112"], 3),
+    ("issue-316-example.pdf", 10, "Family involvement", ["1.99 ns", "1.07 ns"], 3),
+    ("table-curves-example.pdf", 1, "Anaemia", ["Common", "Common", "Common"], 4),
+    ("table-curves-example.pdf", 1, "Thrombocytopenia", ["Uncommon", "Uncommon", "Common"], 4),
+]
+
+
+def _rows_right(rows: list[list[str]], label: str, cells: list[str], columns: int) -> bool:
+    for row in rows:
+        values = [" ".join((value or "").split()) for value in row]
+        if values and values[0] == label:
+            rest = [value for value in values[1:] if value]
+            width_ok = columns == 0 or len(values) == columns
+            return rest[: len(cells)] == cells and width_ok
+    return False
+
+
+def _markdown_rows(text: str) -> list[list[str]]:
+    lines = text.split("\n")
+    return [
+        [cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[:1] + lines[2:]
+    ]
+
+
+def hand_checked(folder: Path) -> dict[str, Any]:
+    """Rows and columns of the hand-checked tables, by mrag and by pdfplumber."""
+    import pdfplumber
+
+    ours = theirs = 0
+    ours_s = theirs_s = 0.0
+    wrong: list[str] = []
+    for name, page, label, cells, columns in HAND_CHECKED:
+        path = folder / name
+        if not path.is_file():
+            continue
+        document = _parse(path, None)
+        ours_s += document.timings["tables"] if document else 0.0
+        units = [u for u in (document.pages if document else []) if u.element == "table"]
+        found = any(
+            u.page == page and _rows_right(_markdown_rows(u.text), label, cells, columns)
+            for u in units
+        )
+        ours += found
+        if not found:
+            wrong.append(f"mrag: {name} p{page} {label}")
+        clock = time.perf_counter()
+        with pdfplumber.open(path) as pdf:
+            tables = pdf.pages[page - 1].extract_tables()
+        theirs_s += time.perf_counter() - clock
+        right = any(_rows_right(table, label, cells, columns) for table in tables)
+        theirs += right
+        if not right:
+            wrong.append(f"pdfplumber: {name} p{page} {label}")
+    return {
+        "checked": len(HAND_CHECKED),
+        "mrag_right": ours,
+        "pdfplumber_right": theirs,
+        "mrag_table_stage_s": round(ours_s, 3),
+        "pdfplumber_s": round(theirs_s, 3),
+        "wrong": wrong,
+    }
+
+
+def tables_and_more(paths: list[Path], stages: Counter[str]) -> dict[str, Any]:
+    """Table captions linked, tables stored as figures, uncaptioned figures, page pictures."""
+    from mrag.extract.tables import is_table_caption
+
+    counts: Counter[str] = Counter()
+    missing: list[str] = []
+    for path in paths:
+        document = _parse(path, None)
+        if document is None:
+            continue
+        stages.update({f"all_{key}": value for key, value in document.timings.items()})
+        stages["all_pages"] += document.page_count
+        units = [unit for unit in document.pages if unit.element == "table"]
+        for page in document.pages:
+            if page.element != "text":
+                continue
+            for line in page.text.split("\n"):
+                if not is_table_caption(line):
+                    continue
+                label = " ".join(line.split()[:2]).rstrip(".:")
+                counts["captions"] += 1
+                linked = any(
+                    unit.page == page.page
+                    and unit.headings
+                    and unit.headings[-1].startswith(label)
+                    and len(_markdown_rows(unit.text)) >= 2
+                    and len(_markdown_rows(unit.text)[0]) >= 2
+                    for unit in units
+                )
+                counts["linked"] += linked
+                if not linked:
+                    missing.append(f"{path.name} p{page.page} {label}")
+        counts["tables"] += len(units)
+        for image in document.images:
+            counts[f"{image.element}_images"] += 1
+            counts["uncaptioned_figures"] += "-drawing" in image.name
+            counts["tables_as_figures"] += image.element == "figure" and is_table_caption(
+                image.context
+            )
+    return {**counts, "missing": missing}
+
+
 def rate(pages: float, seconds: float) -> float | None:
     return round(pages / seconds, 1) if seconds > 0 else None
 
@@ -285,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.extra:
             groups[str(folder)] = sorted(folder.rglob("*.pdf"))
         linkage = {name: caption_linkage(paths, stages) for name, paths in groups.items()}
+        tabled = {name: tables_and_more(paths, stages) for name, paths in groups.items()}
+        checked = hand_checked(CORPUS / "pdf" / "pdfplumber" / "tests" / "pdfs")
         scan = scans(_scan_style(), settings, stages) if missing_ocr is None else None
         digital = born_digital(_shared_pdfs(), settings) if missing_ocr is None else None
     total = sum(group["captions"] for group in linkage.values())
@@ -294,7 +416,18 @@ def main(argv: list[str] | None = None) -> int:
         "figures (pages with a caption)": rate(stages["figure_pages"], stages["figures"]),
         "render for OCR": rate(stages["ocr_pages"], stages["scan_render"]),
         "OCR": rate(stages["ocr_pages"], stages["scan_ocr"]),
+        "tables (every page)": rate(stages["all_pages"], stages["all_tables"]),
+        "figures without captions (every page)": rate(
+            stages["all_pages"], stages["all_loose_figures"]
+        ),
     }
+    added = stages["all_tables"] + stages["all_loose_figures"]
+    before = sum(
+        value
+        for key, value in stages.items()
+        if key.startswith("all_") and key not in ("all_pages", "all_tables", "all_loose_figures")
+    )
+    slower = added / before if before else None
     result = {
         "machine": machine_info(),
         "elapsed_s": round(time.perf_counter() - started, 1),
@@ -308,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         "scans": scan,
         "born_digital": digital,
         "pages_per_s": speeds,
+        "tables": tabled,
+        "hand_checked_tables": checked,
+        "born_digital_slower_by": slower,
     }
     print("| measure | value |\n|---|---|")
     for name, group in linkage.items():
@@ -325,8 +461,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     if digital is not None:
         print(f"| born-digital pages OCR'd | {digital['ocr_pages']}/{digital['pages']} |")
+    for name, group in tabled.items():
+        print(
+            f"| table captions linked to a 2x2+ table, {name} | "
+            f"{group.get('linked', 0)}/{group.get('captions', 0)} |"
+        )
+        print(
+            f"| tables / tables stored as figures / figures without captions / page pictures, "
+            f"{name} | {group.get('tables', 0)} / {group.get('tables_as_figures', 0)} / "
+            f"{group.get('uncaptioned_figures', 0)} / {group.get('page_images', 0)} |"
+        )
+    print(
+        f"| hand-checked tables read right, mrag / pdfplumber | {checked['mrag_right']} / "
+        f"{checked['pdfplumber_right']} of {checked['checked']} "
+        f"({checked['mrag_table_stage_s']}s / {checked['pdfplumber_s']}s) |"
+    )
     for stage, value in speeds.items():
         print(f"| pages/s, {stage} | {value} |")
+    if slower is not None:
+        print(f"| extraction time added by tables and uncaptioned figures | {slower:.0%} |")
     if missing_ocr:
         print(f"OCR not measured: {missing_ocr}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

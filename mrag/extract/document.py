@@ -23,6 +23,11 @@ from mrag.images import DEFAULT_MAX_PIXELS
 #: Ways an image's ``context`` was found, from most to least telling.
 CONTEXT_KINDS = ("caption", "ocr", "nearby", "alt", "filename")
 
+#: What a stored point shows a reader (``metadata.element``): a passage of text, a table (as
+#: Markdown text or as its picture), a figure (a picture or a drawn figure), or a whole page kept
+#: as a picture because it showed content and yielded nothing else.
+ELEMENTS = ("text", "table", "figure", "page")
+
 
 class ExtractionError(Exception):
     """A file could not be read at all; the message names the file and the reason."""
@@ -34,20 +39,25 @@ class PageText:
 
     ``page`` is 1-based for paged formats and ``None`` for formats without pages.
     ``ocr_confidence`` (0..1) is set when the text was recognised from pixels rather than read
-    from a text layer.
+    from a text layer. ``element`` is "text" for running text and "table" for one table as
+    Markdown (:mod:`mrag.extract.tables`): a unit of its own that the chunker keeps whole or
+    splits between rows, with its caption as the last heading.
     """
 
     page: int | None
     text: str
     headings: list[str] = field(default_factory=list)
     ocr_confidence: float | None = None
+    element: str = "text"
 
 
 @dataclass
 class ExtractedImage:
     """One distinct picture of a document, with the text that best explains it.
 
-    ``pages`` lists every page the picture appears on (``[None]`` for formats without pages);
+    ``element`` is "figure", "table" (a table region rendered) or "page" (a page kept as a
+    picture). ``pages`` lists every page the picture appears on (``[None]`` for formats without
+    pages);
     ``content_hash`` is the SHA-256 of the decoded pixels, mode and size, so identical pictures
     stored under different names collapse into one.
     """
@@ -59,6 +69,7 @@ class ExtractedImage:
     context_kind: str
     content_hash: str
     alt_text: str | None = None
+    element: str = "figure"
 
 
 @dataclass
@@ -71,7 +82,10 @@ class ParsedDocument:
     that show something but yielded no text (no usable text layer, and OCR off or unavailable;
     a text layer that is mostly debris counts as none, see :mod:`mrag.extract.hygiene`).
     ``timings`` holds the seconds spent in each extraction stage ("text"; "scan_check", looking
-    for scans among pages with little text; "render" and "ocr"; "figures").
+    for scans among pages with little text; "render" and "ocr"; "figures"; "images", pictures
+    taken from PDFium; "tables"; "loose_figures", figures without captions; "pages", pages kept
+    as pictures). ``pages`` holds the page texts and, after the page they stand on, one unit per
+    table (``element`` "table").
     """
 
     source: str

@@ -11,6 +11,12 @@ tokens. Consecutive chunks of one section share ``overlap_tokens`` tokens so a s
 is still whole somewhere. Sections (runs of pages with the same heading path) never share a chunk;
 pages without headings (PDF pages) do, and then the chunk lists each page it covers.
 
+Tables (units whose ``element`` is "table", Markdown from :mod:`mrag.extract.tables`) are
+sections of their own, with their caption as the last heading: one that fits stays one chunk,
+a longer one is cut between rows only, and every piece after the first starts with the table's
+header row again. For those later pieces ``text`` is the header then ``document_text[start:end]``
+(the rows); everywhere else the offset rule above holds exactly.
+
 The token budget counts what the model will actually read: ``[CLS]``/``[SEP]`` and the heading
 prefix that :meth:`Chunk.embedding_text` adds are all inside ``max_tokens``; every chunk is checked
 by encoding its embedding text once before it is emitted.
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from tokenizers import Tokenizer
 
 from mrag.extract.document import PageText
+from mrag.extract.tables import header_lines
 
 #: Separator between page texts in the document text that offsets refer to.
 PAGE_SEPARATOR = "\n\n"
@@ -47,7 +54,7 @@ class Chunk:
 
     ``text == document_text[start:end]``; ``pages`` lists every page the chunk touches (``[None]``
     for formats without pages); ``headings`` is the section's heading path (possibly shortened so
-    it fits the token budget).
+    it fits the token budget); ``element`` is "text", or "table" for a piece of a table.
     """
 
     text: str
@@ -56,6 +63,7 @@ class Chunk:
     end: int
     index: int
     headings: list[str] = field(default_factory=list)
+    element: str = "text"
 
     def embedding_text(self) -> str:
         """The text to embed: "H1 > H2" then a blank line then the chunk text."""
@@ -205,7 +213,12 @@ def chunk_document(
     for index, page in enumerate(pages):
         if not page.text.strip():
             continue
-        if groups and pages[groups[-1][-1]].headings == page.headings:
+        previous = pages[groups[-1][-1]] if groups else None
+        if (
+            previous is not None
+            and previous.headings == page.headings
+            and previous.element == page.element == "text"
+        ):
             groups[-1].append(index)
         else:
             groups.append([index])
@@ -215,6 +228,15 @@ def chunk_document(
         headings = _fit_headings(tokenizer, list(pages[members[0]].headings), room // 2)
         prefix = heading_prefix(headings)
         budget = max(1, room - (_count(tokenizer, prefix) if prefix else 0))
+        unit = pages[members[0]]
+        if unit.element == "table":
+            pieces = _table_pieces(tokenizer, unit.text, offsets[members[0]], prefix, budget)
+            if pieces is not None:
+                for piece, first, last in pieces:
+                    chunks.append(
+                        Chunk(piece, [unit.page], first, last, len(chunks), list(headings), "table")
+                    )
+                continue
         tokens = _section_tokens(tokenizer, pages, offsets, members)
         section = _Section(text, tokens, [pages[i].page for i in members])
         for start, end in _cut(section, tokenizer, prefix, budget, overlap_tokens, min_tokens):
@@ -231,9 +253,53 @@ def chunk_document(
                     end=last,
                     index=len(chunks),
                     headings=list(headings),
+                    element=unit.element,
                 )
             )
     return chunks
+
+
+def _table_pieces(
+    tokenizer: Tokenizer, text: str, base: int, prefix: str, budget: int
+) -> list[tuple[str, int, int]] | None:
+    """(text, start, end) of each piece of a Markdown table cut between rows, the header repeated.
+
+    ``None`` when a single row with the header does not fit: the table is then cut like text.
+    """
+    if _count(tokenizer, prefix + text) <= budget:
+        return [(text, base, base + len(text))]
+    lines = text.split("\n")
+    head = header_lines(text)
+    header = "\n".join(lines[:head])
+    starts = []
+    position = 0
+    for line in lines:
+        starts.append(position)
+        position += len(line) + 1
+    lead = prefix + header + "\n" if header else prefix
+    lead_cost = _count(tokenizer, lead)
+    costs = [_count(tokenizer, line) + 1 for line in lines[head:]]
+    pieces: list[tuple[int, int]] = []
+    first = head
+    while first < len(lines):
+        last, used = first, lead_cost
+        while last < len(lines) and used + costs[last - head] <= budget:
+            used += costs[last - head]
+            last += 1
+        while last > first and _count(tokenizer, lead + "\n".join(lines[first:last])) > budget:
+            last -= 1  # the per-line counts were an estimate; the whole piece decides
+        if last == first:
+            return None
+        pieces.append((first, last))
+        first = last
+    result = []
+    for number, (first, last) in enumerate(pieces):
+        rows = "\n".join(lines[first:last])
+        start = base + (0 if number == 0 else starts[first])
+        end = base + starts[first] + len(rows)
+        piece = text[: starts[first] + len(rows)] if number == 0 else f"{header}\n{rows}"
+        result.append((piece if header else rows, start, end))
+    return result
 
 
 def _cut(

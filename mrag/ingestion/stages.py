@@ -492,6 +492,7 @@ def _text_points(item: Prepared, vectors: np.ndarray, common: dict[str, Any]) ->
             "start": chunk.start,
             "end": chunk.end,
             "headings": chunk.headings,
+            "element": chunk.element,
         }
         confidences = [recognised[p] for p in chunk.pages if p in recognised]
         if confidences:
@@ -513,6 +514,7 @@ def _image_points(item: Prepared, vectors: np.ndarray, common: dict[str, Any]) -
             "image_hash": image.content_hash,
             "context_kind": image.context_kind,
             "alt_text": image.alt_text,
+            "element": image.element,
         }
         payload = image_payload(image.context, image.image, metadata)
         points.append(make_point(item.source, "image", image.content_hash, vector, payload))

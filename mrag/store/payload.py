@@ -1,8 +1,10 @@
 """Turning embedded chunks and images into store points with langchain-qdrant payloads.
 
 Every point's payload is ``{"page_content": str, "metadata": {...}}``. Metadata always holds
-``modality`` ("text" or "image"), ``source``, ``page`` (first page, or None), ``pages`` and
-``content_hash`` (sha256 of the source file, or of the content for points added directly).
+``modality`` ("text" or "image"), ``element`` (what the point shows: "text", "table", "figure"
+or "page"; see :data:`mrag.extract.document.ELEMENTS`), ``source``, ``page`` (first page, or
+None), ``pages`` and ``content_hash`` (sha256 of the source file, or of the content for points
+added directly).
 Image points also carry ``mime_type`` and ``image_base64``: a rendition of the picture capped at
 :data:`RENDITION_MAX_SIDE` pixels, so any client of the store can show the image without the
 original file.
@@ -46,17 +48,20 @@ def encode_rendition(image: Image.Image, max_side: int = RENDITION_MAX_SIDE) -> 
 
 
 def text_payload(text: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"page_content": text, "metadata": {"modality": "text", **metadata}}
+    """A text point's payload; ``element`` is "text" unless ``metadata`` says otherwise."""
+    return {"page_content": text, "metadata": {"modality": "text", "element": "text", **metadata}}
 
 
 def image_payload(
     context: str, image: Image.Image, metadata: dict[str, Any], max_side: int = RENDITION_MAX_SIDE
 ) -> dict[str, Any]:
+    """An image point's payload; ``element`` is "figure" unless ``metadata`` says otherwise."""
     mime_type, data = encode_rendition(image, max_side)
     return {
         "page_content": context,
         "metadata": {
             "modality": "image",
+            "element": "figure",
             **metadata,
             "width": image.width,
             "height": image.height,

@@ -170,3 +170,128 @@ def test_unreadable_pdf_is_an_extraction_error(tmp_path: Path, content: bytes, r
     message = str(caught.value)
     assert message.count(str(path)) == 1, message
     assert message.count("not a PDF / broken file") <= 1, message
+
+
+SHARED_PDF = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "pdf"
+VICKSBURG = SHARED_PDF / "pypdf" / "resources" / "Seige_of_Vicksburg_Sample_OCR.pdf"
+
+
+@pytest.mark.skipif(not VICKSBURG.is_file(), reason="shared corpus not present")
+def test_pictures_pypdf_cannot_decode_come_from_pdfium_without_jbig2dec(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    # A PATH holding no program at all: no jbig2dec for pypdf to call.
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mrag.extract.document import ExtractionLimits\n"
+        "from mrag.extract.formats.pdf.reader import parse_pdf\n"
+        "d = parse_pdf(Path(sys.argv[1]), limits=ExtractionLimits())\n"
+        "print(json.dumps({'images': [[i.name, list(i.image.size)] for i in d.images],"
+        " 'problems': d.problems}))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env = {"PATH": str(tmp_path), "PYTHONPATH": str(repo), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(VICKSBURG)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    result = json.loads(done.stdout)
+    sizes = {name: tuple(size) for name, size in result["images"]}
+    for page in range(1, 7):
+        assert sizes[f"p{page}-Im002"] == (600, 900)
+        assert sizes[f"p{page}-Im003"] == (450, 675)
+    assert not [line for line in result["problems"] if "cannot decode" in line]
+
+
+def test_decode_failures_are_told_in_words() -> None:
+    import io
+
+    from PIL import UnidentifiedImageError
+
+    from mrag.extract.formats.pdf.pictures import decode_reason
+
+    try:
+        Image.open(io.BytesIO(b"not a picture"))
+    except UnidentifiedImageError as exc:
+        reason = decode_reason(exc)
+    assert "0x" not in reason and "BytesIO" not in reason
+    missing = decode_reason(RuntimeError("jbig2dec binary is not available."))
+    assert missing.startswith("JBIG2 image and the jbig2dec program is not installed")
+    assert "apt-get install jbig2dec" in missing
+
+
+def drawing_pdf(path: Path) -> Path:
+    """Three pages: a line of text, a vector drawing with no text at all, and a blank page."""
+    from reportlab.lib.colors import Color
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=(400, 400))
+    pdf.drawString(40, 360, "A page of text before the drawing.")
+    pdf.showPage()
+    pdf.setFillColor(Color(0.2, 0.4, 0.8))
+    pdf.circle(200, 220, 90, stroke=1, fill=1)
+    pdf.setLineWidth(6)
+    pdf.line(60, 60, 340, 120)
+    pdf.showPage()
+    pdf.showPage()  # blank
+    pdf.save()
+    return path
+
+
+def test_a_page_that_is_only_a_drawing_is_kept_as_a_page_picture(tmp_path: Path) -> None:
+    document = parse(drawing_pdf(tmp_path / "drawing.pdf"), image_filter=LOOSE)
+    pages = [image for image in document.images if image.element == "page"]
+    assert [image.pages for image in pages] == [[2]]  # not the text page, not the blank page
+    picture = pages[0].image
+    assert close(at(picture, 0.5, 0.45), (51, 102, 204), tolerance=30)  # the disc
+    assert close(at(picture, 0.05, 0.05), (255, 255, 255))
+    assert pages[0].context == "drawing.pdf, page 2"
+
+
+SHARED_BLANK = SHARED_PDF / "pdfplumber" / "tests" / "pdfs" / "issue-297-example.pdf"
+
+
+@pytest.mark.skipif(not SHARED_BLANK.is_file(), reason="shared corpus not present")
+def test_a_blank_page_stays_empty() -> None:
+    document = parse(SHARED_BLANK)
+    assert document.images == []
+    assert all(not page.text for page in document.pages)
+
+
+def test_a_drawing_without_a_caption_is_a_figure_with_the_nearest_text(tmp_path: Path) -> None:
+    from reportlab.lib.colors import Color
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "manual.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=(400, 500))
+    pdf.drawString(40, 460, "Loosen the valve before you open the pump housing.")
+    pdf.drawString(40, 440, "The valve sits under the blue cover shown below.")
+    pdf.setFillColor(Color(0.2, 0.4, 0.8))
+    pdf.circle(200, 280, 100, stroke=1, fill=1)
+    pdf.setFillColor(Color(0, 0, 0))
+    pdf.drawString(40, 120, "Close the housing again once the valve is loose.")
+    # A ruled grid of text is a table or a form, never a drawing.
+    for y in (100, 80, 60):
+        pdf.line(40, y, 360, y)
+    pdf.drawString(50, 86, "part")
+    pdf.drawString(200, 86, "count")
+    pdf.drawString(50, 66, "valve")
+    pdf.drawString(200, 66, "2")
+    pdf.showPage()
+    pdf.save()
+    document = parse(path, image_filter=LOOSE)
+    figures = [image for image in document.images if image.element == "figure"]
+    assert len(figures) == 1
+    figure = figures[0]
+    assert figure.context_kind == "nearby"
+    assert "blue cover shown below" in figure.context
+    assert close(at(figure.image, 0.5, 0.5), (51, 102, 204), tolerance=30)
+    width, height = figure.image.size
+    assert 0.8 < width / height < 1.25  # the disc, not the page

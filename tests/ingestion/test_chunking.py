@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from mrag.extract.document import PageText
+from mrag.extract.tables import Table, table_unit
 from mrag.ingestion.chunking import Chunk, chunk_document, document_text
 from mrag.model.tokenizer import bert_wordpiece_tokenizer
 
@@ -294,3 +295,33 @@ def test_chunking_any_unicode_never_raises_and_keeps_its_invariants(
         for start, end in encoding.offsets:
             assert all(covered[offset + start : offset + end]), (page.text, start, end)
         offset += len(page.text) + 2
+
+
+def test_tables_split_between_rows_with_the_header_repeated(tokenizer: Tokenizer) -> None:
+    header = ["model", "index", "search"]
+    body = [[f"text {i}", str(i), f"{i * 7}"] for i in range(60)]
+    unit = table_unit(Table([header, *body], caption="Table 2: search by model", page=3))
+    pages = [PageText(page=3, text="the page text before the table."), unit]
+    chunks = chunk_document(pages, tokenizer, max_tokens=64, overlap_tokens=8)
+    tables = [chunk for chunk in chunks if chunk.element == "table"]
+    assert len(tables) > 2
+    assert chunks[0].element == "text" and "model" not in chunks[0].text
+    lines = unit.text.split("\n")
+    seen_rows: list[str] = []
+    for chunk in tables:
+        assert chunk.headings == ["Table 2: search by model"]
+        assert chunk.pages == [3]
+        piece = chunk.text.split("\n")
+        assert piece[:2] == lines[:2]  # the header row and separator start every piece
+        assert all(line in lines for line in piece)  # whole rows only
+        seen_rows.extend(piece[2:])
+        encoded = tokenizer.encode(chunk.embedding_text(), add_special_tokens=True)
+        assert len(encoded.ids) <= 64
+    assert seen_rows == lines[2:]  # every row once, in order
+
+
+def test_a_table_that_fits_is_one_chunk(tokenizer: Tokenizer) -> None:
+    unit = table_unit(Table([["a", "b"], ["1", "2"]], page=1))
+    chunks = chunk_document([unit], tokenizer, max_tokens=64)
+    assert [(chunk.text, chunk.element) for chunk in chunks] == [(unit.text, "table")]
+    assert chunks[0].text == document_text([unit])[chunks[0].start : chunks[0].end]

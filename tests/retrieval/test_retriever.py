@@ -232,6 +232,16 @@ def test_filters(retriever: MultimodalRetriever) -> None:
         retriever.invoke("x", filter={"modality": "video"})
 
 
+def test_element_filter(retriever: MultimodalRetriever) -> None:
+    # Payloads built without an element say what they are: passages "text", pictures "figure".
+    figures = retriever.invoke("picture", filter={"element": "figure"}, k=20)
+    assert len(figures) == len(COLORS)
+    assert {doc.metadata["element"] for doc in figures} == {"figure"}
+    texts = retriever.invoke("picture", filter={"element": ["text"]}, k=20)
+    assert len(texts) == len(CHUNKS) and {doc.metadata["modality"] for doc in texts} == {"text"}
+    assert retriever.invoke("picture", filter={"element": "table"}, k=20) == []
+
+
 def test_filter_field_on_the_retriever(sample: dict[str, Any]) -> None:
     retriever = MultimodalRetriever(
         store=sample["store"],

@@ -22,6 +22,7 @@ from mrag.extract.document import (
 )
 from mrag.extract.figures import NEARBY_CHARS, humanize_name, is_caption_line, trim_context
 from mrag.extract.formats.archive import check_archive
+from mrag.extract.tables import Table, clean_rows, is_table, is_table_caption, table_unit
 from mrag.images import ImageError, decode_image_bytes, to_rgb
 
 DOCX_SUFFIXES = (".docx",)
@@ -39,6 +40,8 @@ class _Block:
     # (relationship id, alt text, drawing name) of each picture anchored in this paragraph.
     pictures: list[tuple[str, str | None, str | None]]
     heading_level: int | None = None
+    # A table's cells, rows of columns (the text is then empty).
+    table: list[list[str]] | None = None
 
 
 def _paragraph_block(element: Any, style_name: str | None) -> _Block:
@@ -74,12 +77,29 @@ def _blocks(document: Any) -> list[_Block]:
                 style = None
             blocks.append(_paragraph_block(child, style))
         elif tag == "tbl":
-            for row in Table(child, document).rows:
-                cells = [" ".join(cell.text.split()) for cell in row.cells]
-                # Merged cells repeat their text once per grid column; keep one copy.
-                line = " | ".join(dict.fromkeys(cell for cell in cells if cell))
-                blocks.append(_Block(text=line, pictures=[]))
+            blocks.append(_Block(text="", pictures=[], table=_table_rows(Table(child, document))))
     return blocks
+
+
+def _table_rows(table: Any) -> list[list[str]]:
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        previous = None
+        for cell in row.cells:
+            # A merged cell is listed once per grid column it spans; its text goes in the first.
+            cells.append("" if cell._tc is previous else cell.text)
+            previous = cell._tc
+        rows.append(cells)
+    return clean_rows(rows)
+
+
+def _table_caption(blocks: list[_Block], index: int) -> str | None:
+    """The paragraph right before (or else right after) a table, when it reads as its caption."""
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(blocks) and is_table_caption(blocks[neighbour].text):
+            return blocks[neighbour].text
+    return None
 
 
 def _picture_context(blocks: list[_Block], index: int) -> tuple[str, str] | None:
@@ -99,6 +119,12 @@ def _picture_context(blocks: list[_Block], index: int) -> tuple[str, str] | None
             break
     nearby = trim_context(" ".join(parts), NEARBY_CHARS)
     return (nearby, "nearby") if nearby else None
+
+
+def _loose(table: Table) -> PageText:
+    """A one-row or one-column "table" (a layout box) is text, a line per row."""
+    text = "\n".join(" | ".join(cell for cell in row if cell) for row in table.rows)
+    return PageText(page=None, text=text, headings=table.headings)
 
 
 def parse_docx(path: Path, *, limits: ExtractionLimits) -> ParsedDocument:
@@ -131,6 +157,12 @@ def parse_docx(path: Path, *, limits: ExtractionLimits) -> ParsedDocument:
     images: list[ExtractedImage] = []
     related = document.part.related_parts
     for index, block in enumerate(blocks):
+        if block.table:
+            flush()
+            caption = _table_caption(blocks, index)
+            table = Table(block.table, caption, None, [t for _, t in headings])
+            sections.append(table_unit(table) if is_table(block.table) else _loose(table))
+            continue
         if block.heading_level is not None and block.text:
             flush()
             while headings and headings[-1][0] >= block.heading_level:

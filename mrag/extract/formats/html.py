@@ -22,6 +22,7 @@ from mrag.extract.document import (
 )
 from mrag.extract.figures import humanize_name, trim_context
 from mrag.extract.formats.text import read_text_file
+from mrag.extract.tables import Table, clean_rows, is_table, table_unit
 from mrag.images import ImageError, load_image
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
@@ -101,6 +102,62 @@ class _Figure:
     caption: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _HtmlTable:
+    rows: list[list[str]] = field(default_factory=list)
+    cell: list[str] | None = None
+    caption: list[str] = field(default_factory=list)
+    in_caption: bool = False
+    depth: int = 1  # nested tables are read as text of the outer table's cell
+
+    def start(self, tag: str) -> None:
+        if tag == "table":
+            self.depth += 1
+        elif self.depth > 1:
+            return
+        elif tag == "tr":
+            self.end_row()
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.end_cell()
+            if not self.rows:
+                self.rows.append([])
+            self.cell = []
+        elif tag == "caption":
+            self.in_caption = True
+
+    def end(self, tag: str) -> bool:
+        """Handle an end tag; True when the table itself ended."""
+        if tag == "table":
+            self.depth -= 1
+            if self.depth == 0:
+                self.end_row()
+                return True
+        elif self.depth > 1:
+            return False
+        elif tag in ("td", "th"):
+            self.end_cell()
+        elif tag == "tr":
+            self.end_row()
+        elif tag == "caption":
+            self.in_caption = False
+        return False
+
+    def data(self, text: str) -> None:
+        if self.in_caption:
+            self.caption.append(text)
+        elif self.cell is not None:
+            self.cell.append(text)
+
+    def end_cell(self) -> None:
+        if self.cell is not None:
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def end_row(self) -> None:
+        self.end_cell()
+
+
 class _VisibleText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -115,6 +172,7 @@ class _VisibleText(HTMLParser):
         self._figures: list[_Figure] = []
         self._caption_depth = 0
         self._pre_depth = 0
+        self._table: _HtmlTable | None = None
 
     def _break(self) -> None:
         text = "".join(self._current)
@@ -142,6 +200,12 @@ class _VisibleText(HTMLParser):
             return
         if tag in _SKIPPED:
             self._skip_depth = 1
+            return
+        if self._table is not None:
+            self._table.start(tag)
+        elif tag == "table":
+            self._break()
+            self._table = _HtmlTable()
             return
         if tag in _HEADINGS:
             self._flush_section()
@@ -174,6 +238,10 @@ class _VisibleText(HTMLParser):
             if tag in _SKIPPED:
                 self._skip_depth -= 1
             return
+        if self._table is not None and self._table.end(tag):
+            self._end_table(self._table)
+            self._table = None
+            return
         if tag in _HEADINGS and self._heading_level is not None:
             title = " ".join("".join(self._heading_text).split())
             level = self._heading_level
@@ -202,11 +270,28 @@ class _VisibleText(HTMLParser):
         if self._heading_level is not None:
             self._heading_text.append(data)
             return
+        if self._table is not None:
+            self._table.data(data)
+            return
         self._current.append(data)
         if self._caption_depth and self._figures:
             self._figures[-1].caption.append(data)
 
+    def _end_table(self, found: _HtmlTable) -> None:
+        rows = clean_rows(found.rows)
+        caption = " ".join("".join(found.caption).split()) or None
+        if not is_table(rows):
+            # A layout table: its cells are running text.
+            self._paragraphs.extend(" ".join(cell for cell in row if cell) for row in rows)
+            return
+        self._flush_section()
+        headings = [title for _, title in self._headings]
+        self.sections.append(table_unit(Table(rows, caption, None, headings)))
+
     def close(self) -> None:
+        if self._table is not None:
+            self._end_table(self._table)
+            self._table = None
         super().close()
         self._flush_section()
 

@@ -45,6 +45,35 @@ class Extraction:
     images: list[ExtractedImage] = field(default_factory=list)
     spans: dict[int, tuple[float, float]] = field(default_factory=dict)
     untexted: list[int] = field(default_factory=list)
+    undecoded: list[Undecoded] = field(default_factory=list)
+
+
+@dataclass
+class Undecoded:
+    """A picture pypdf could not decode, to be taken from PDFium's rendering of it."""
+
+    page: int
+    label: str
+    size: tuple[int, int] | None
+    reason: str
+    context: str
+    context_kind: str
+    span: tuple[float, float] | None
+
+
+def rendered_image(page: Any, size: tuple[int, int] | None, taken: set[int]) -> Image.Image | None:
+    """PDFium's own rendering of the page's image object of ``size`` pixels (masks applied), the
+    first one not ``taken`` yet; PDFium decodes JBIG2, JPEG 2000 and CCITT itself."""
+    for position, obj in enumerate(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])):
+        if position in taken:
+            continue
+        if size is not None and tuple(obj.get_px_size()) != size:
+            continue
+        taken.add(position)
+        picture = to_rgb(obj.get_bitmap(render=True).to_pil())
+        picture.load()
+        return picture
+    return None
 
 
 def page_picture(picture: Image.Image, number: int, name: str) -> ExtractedImage:

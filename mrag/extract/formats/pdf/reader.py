@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import time
 import warnings
 from collections import Counter
@@ -30,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
 from pypdf import PdfReader
-from pypdf.generic import DictionaryObject, IndirectObject, StreamObject
 
 from mrag.extract.document import (
     ExtractedImage,
@@ -51,25 +48,23 @@ from mrag.extract.figures import (
 )
 from mrag.extract.formats.pdf.pdfium import (
     Extraction,
+    Undecoded,
     open_with_passwords,
-    page_picture,
     read_pages,
     usable_text,
 )
-from mrag.extract.formats.pdf.render import (
-    Box,
-    RenderError,
-    open_document,
-    render_page,
-    render_region,
+from mrag.extract.formats.pdf.pictures import (
+    RawImage,
+    Undecodable,
+    decode_picture,
+    object_key,
+    page_images,
+    stream_size,
 )
-from mrag.extract.formats.pdf.vector_figures import find_figure_regions
-from mrag.extract.hygiene import clean_text
-from mrag.extract.ocr import OcrSettings, OcrText, recognise, resolve
-from mrag.images import to_rgb
+from mrag.extract.formats.pdf.stages import PdfiumStages
+from mrag.extract.ocr import OcrSettings
 
 # Form XObjects may nest; real documents go two or three deep, hostile ones forever.
-_MAX_FORM_DEPTH = 12
 # pypdf warnings kept per document; past this they are summarised, not listed.
 _MAX_LOGGED_WARNINGS = 20
 # Text fragments closer than this (in points) vertically belong to one visual line.
@@ -83,20 +78,13 @@ class _Line:
 
 
 @dataclass
-class _Layout:
+class Layout:
     """Positions gathered while a page's text is extracted."""
 
     lines: list[_Line] = field(default_factory=list)
     # Image placements in drawing order: (XObject or inline name, (bottom, top) or None for forms).
     placements: list[tuple[str, tuple[float, float] | None]] = field(default_factory=list)
     inline_count: int = 0
-
-
-@dataclass
-class _RawImage:
-    key: str | list[str]
-    stream: DictionaryObject | None
-    label: str
 
 
 class _WarningCollector(logging.Handler):
@@ -133,9 +121,9 @@ def _matrix_y_span(cm: Sequence[float]) -> tuple[float, float]:
     return min(ys), max(ys)
 
 
-def _page_layout(page: Any) -> tuple[str, _Layout]:
+def _page_layout(page: Any) -> tuple[str, Layout]:
     """Extract the page text and, in the same pass, where its lines and images are."""
-    layout = _Layout()
+    layout = Layout()
     fragments: list[tuple[str, float]] = []
 
     def on_text(text: str, cm: Any, tm: Any, _font: Any, _size: Any) -> None:
@@ -162,63 +150,6 @@ def _page_layout(page: Any) -> tuple[str, _Layout]:
     return text.strip(), layout
 
 
-def _int_value(value: Any) -> int | None:
-    try:
-        return int(value.get_object() if isinstance(value, IndirectObject) else value)
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def _walk_xobject_images(
-    resources_owner: Any, ancestors: list[str], seen_forms: set[int], depth: int
-) -> Iterator[tuple[list[str], StreamObject]]:
-    resources = resources_owner.get("/Resources")
-    resources = resources.get_object() if resources is not None else None
-    if not isinstance(resources, DictionaryObject):
-        return
-    xobjects = resources.get("/XObject")
-    xobjects = xobjects.get_object() if xobjects is not None else None
-    if not isinstance(xobjects, DictionaryObject):
-        return
-    for name in list(xobjects.keys()):
-        entry = xobjects[name]
-        stream = entry.get_object() if isinstance(entry, IndirectObject) else entry
-        if not isinstance(stream, StreamObject):
-            continue
-        subtype = stream.get("/Subtype")
-        if subtype == "/Image":
-            yield [*ancestors, str(name)], stream
-        elif subtype == "/Form" and depth < _MAX_FORM_DEPTH and id(stream) not in seen_forms:
-            seen_forms.add(id(stream))
-            yield from _walk_xobject_images(stream, [*ancestors, str(name)], seen_forms, depth + 1)
-
-
-def _object_key(stream: DictionaryObject) -> tuple[int, int] | None:
-    reference = stream.indirect_reference
-    if reference is None:
-        return None
-    return (reference.idnum, reference.generation)
-
-
-def _size_problem(stream: DictionaryObject, max_pixels: int) -> str | None:
-    """Why an image stream must not be decoded, judged from its dictionary alone."""
-    for label, candidate in (("image", stream), ("soft mask", stream.get("/SMask"))):
-        if candidate is None:
-            continue
-        candidate = candidate.get_object()
-        if not isinstance(candidate, DictionaryObject):
-            continue
-        width, height = _int_value(candidate.get("/Width")), _int_value(candidate.get("/Height"))
-        if width is None or height is None or width <= 0 or height <= 0:
-            return f"{label} has no valid /Width and /Height ({width}x{height})"
-        if width * height > max_pixels:
-            return (
-                f"{label} is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,}; not decoded"
-            )
-    return None
-
-
 def _decrypt(reader: PdfReader, path: Path, passwords: Sequence[str]) -> str | None:
     """Decrypt with the empty password or one of ``passwords``; returns the one that worked."""
     tried_supplied = False
@@ -237,8 +168,8 @@ def _decrypt(reader: PdfReader, path: Path, passwords: Sequence[str]) -> str | N
 def _caption_contexts(
     page_number: int,
     text: str,
-    layout: _Layout | None,
-    images: list[_RawImage],
+    layout: Layout | None,
+    images: list[RawImage],
 ) -> list[tuple[str, str, tuple[float, float] | None]]:
     """(context, kind, vertical span) for each image of a page: its caption, else the text
     nearest to it."""
@@ -269,7 +200,7 @@ def _caption_contexts(
     return contexts
 
 
-def _nearby_text(layout: _Layout, box: tuple[float, float]) -> str:
+def _nearby_text(layout: Layout, box: tuple[float, float]) -> str:
     bottom, top = box
 
     def distance(line: _Line) -> float:
@@ -286,11 +217,6 @@ def _nearby_text(layout: _Layout, box: tuple[float, float]) -> str:
         total += len(line.text) + 1
     chosen.sort(key=lambda line: -line.y)
     return " ".join(line.text for line in chosen)
-
-
-def _image_name(key: str | list[str]) -> str:
-    parts = [key] if isinstance(key, str) else key
-    return "/".join(part.lstrip("/") for part in parts)
 
 
 def parse_pdf(
@@ -360,10 +286,13 @@ def parse_pdf(
         parser=parser,
         timings=timings,
     )
-    stages = _PdfiumStages(data, password, pdfium_document, path, limits, started, document)
+    stages = PdfiumStages(data, password, pdfium_document, path, limits, started, document)
     try:
+        stages.recover_images(extraction)
         stages.recognise(extraction, ocr)
         stages.find_figures(extraction)
+        stages.find_tables_and_drawings()
+        stages.keep_shown_pages()
     finally:
         stages.close()
     return document
@@ -377,6 +306,83 @@ def _summarise_warnings(messages: list[str]) -> list[str]:
     return lines
 
 
+@dataclass
+class _PictureReader:
+    """Decodes the pictures of each page once per PDF object, within the document's limits."""
+
+    path: Path
+    limits: ExtractionLimits
+    started: float
+    problems: list[str]
+    extraction: Extraction
+    by_object: dict[tuple[int, int], ExtractedImage] = field(default_factory=dict)
+    attempted: int = 0
+    skipped: int = 0
+
+    def fresh(self, raw: list[RawImage], number: int) -> list[RawImage]:
+        """The pictures not met on an earlier page (those just gain this page number)."""
+        fresh: list[RawImage] = []
+        for item in raw:
+            key = object_key(item.stream) if item.stream is not None else None
+            known = self.by_object.get(key) if key is not None else None
+            if known is None:
+                fresh.append(item)
+            elif number not in known.pages:
+                known.pages.append(number)
+        return fresh
+
+    def read(self, page: Any, number: int, text: str, layout: Layout | None) -> None:
+        fresh = self.fresh(page_images(page, number, self.problems), number)
+        if not fresh:
+            return
+        contexts = _caption_contexts(number, text, layout, fresh)
+        for item, (context, kind, span) in zip(fresh, contexts, strict=True):
+            if self.attempted >= self.limits.max_images_per_document:
+                self.skipped += 1
+                continue
+            self.attempted += 1
+            if time.monotonic() - self.started > self.limits.time_budget_s:
+                raise ExtractionError(
+                    f"{self.path}: time budget of {self.limits.time_budget_s:g}s exceeded on "
+                    f"page {number}"
+                )
+            self._decode(page, item, number, (context, kind, span))
+
+    def _decode(
+        self,
+        page: Any,
+        item: RawImage,
+        number: int,
+        found: tuple[str, str, tuple[float, float] | None],
+    ) -> None:
+        context, kind, span = found
+        try:
+            extracted = decode_picture(page, item, number, self.limits, self.problems)
+        except Undecodable as exc:
+            size = stream_size(item.stream)
+            self.extraction.undecoded.append(
+                Undecoded(number, item.label, size, str(exc), context, kind, span)
+            )
+            return
+        if extracted is None:
+            return
+        extracted.context, extracted.context_kind = context, kind
+        self.extraction.images.append(extracted)
+        if span is not None:
+            self.extraction.spans[id(extracted)] = span
+        key = object_key(item.stream) if item.stream is not None else None
+        if key is not None:
+            self.by_object[key] = extracted
+
+
+def _page_text(page: Any, number: int, problems: list[str]) -> tuple[str, Layout | None]:
+    try:
+        return _page_layout(page)
+    except Exception as exc:
+        problems.append(f"page {number} text: cannot extract ({type(exc).__name__}: {exc})")
+        return "", None
+
+
 def _read_pages(
     reader: PdfReader,
     path: Path,
@@ -386,18 +392,14 @@ def _read_pages(
     problems: list[str],
 ) -> Extraction:
     extraction = Extraction()
-    pages, images = extraction.pages, extraction.images
-    by_object: dict[tuple[int, int], ExtractedImage] = {}
-    skipped_for_count = 0
-    attempted = 0
+    pictures = _PictureReader(path, limits, started, problems, extraction)
     if page_count > limits.max_pages:
         problems.append(
             f"document has {page_count} pages; only the first {limits.max_pages} were read "
             "(max_pages)"
         )
     for index in range(min(page_count, limits.max_pages)):
-        elapsed = time.monotonic() - started
-        if elapsed > limits.time_budget_s:
+        if time.monotonic() - started > limits.time_budget_s:
             raise ExtractionError(
                 f"{path}: time budget of {limits.time_budget_s:g}s exceeded after {index} of "
                 f"{page_count} pages"
@@ -408,424 +410,15 @@ def _read_pages(
         except Exception as exc:
             problems.append(f"page {number}: cannot read page ({type(exc).__name__}: {exc})")
             continue
-        layout: _Layout | None
-        try:
-            raw_text, layout = _page_layout(page)
-        except Exception as exc:
-            problems.append(f"page {number} text: cannot extract ({type(exc).__name__}: {exc})")
-            raw_text, layout = "", None
+        raw_text, layout = _page_text(page, number, problems)
         text, untexted = usable_text(raw_text)
-        pages.append(PageText(page=number, text=text))
+        extraction.pages.append(PageText(page=number, text=text))
         if untexted:
             extraction.untexted.append(number)
-
-        raw = _page_images(page, number, problems)
-        fresh: list[_RawImage] = []
-        for item in raw:
-            key = _object_key(item.stream) if item.stream is not None else None
-            known = by_object.get(key) if key is not None else None
-            if known is not None:
-                if number not in known.pages:
-                    known.pages.append(number)
-            else:
-                fresh.append(item)
-        if not fresh:
-            continue
-        contexts = _caption_contexts(number, text, layout, fresh)
-        for item, (context, kind, span) in zip(fresh, contexts, strict=True):
-            if attempted >= limits.max_images_per_document:
-                skipped_for_count += 1
-                continue
-            attempted += 1
-            if time.monotonic() - started > limits.time_budget_s:
-                raise ExtractionError(
-                    f"{path}: time budget of {limits.time_budget_s:g}s exceeded on page {number}"
-                )
-            extracted = _decode(page, item, number, limits, problems)
-            if extracted is None:
-                continue
-            extracted.context, extracted.context_kind = context, kind
-            images.append(extracted)
-            if span is not None:
-                extraction.spans[id(extracted)] = span
-            key = _object_key(item.stream) if item.stream is not None else None
-            if key is not None:
-                by_object[key] = extracted
-    if skipped_for_count:
+        pictures.read(page, number, text, layout)
+    if pictures.skipped:
         problems.append(
-            f"{skipped_for_count} images not decoded: the document reached "
+            f"{pictures.skipped} images not decoded: the document reached "
             f"max_images_per_document={limits.max_images_per_document}"
         )
     return extraction
-
-
-def _annotation_appearances(page: Any) -> Iterator[tuple[str, StreamObject]]:
-    """Appearance streams that a viewer draws for the page's visible annotations."""
-    annotations = page.get("/Annots")
-    annotations = annotations.get_object() if annotations is not None else None
-    if not isinstance(annotations, list):
-        return
-    for number, entry in enumerate(annotations):
-        annotation = entry.get_object() if isinstance(entry, IndirectObject) else entry
-        if not isinstance(annotation, DictionaryObject):
-            continue
-        if (_int_value(annotation.get("/F", 0)) or 0) & 2:  # the Hidden flag
-            continue
-        candidates: list[Any] = []
-        appearance = annotation.get("/AP")
-        appearance = appearance.get_object() if appearance is not None else None
-        if isinstance(appearance, DictionaryObject) and "/N" in appearance:
-            normal = appearance["/N"].get_object()
-            if isinstance(normal, StreamObject):
-                candidates.append(normal)
-            elif isinstance(normal, DictionaryObject):
-                state = annotation.get("/AS")
-                chosen = normal.get(state) if state is not None else None
-                candidates.extend([chosen] if chosen is not None else list(normal.values()))
-        characteristics = annotation.get("/MK")
-        characteristics = characteristics.get_object() if characteristics is not None else None
-        if isinstance(characteristics, DictionaryObject) and "/I" in characteristics:
-            candidates.append(characteristics["/I"])  # a push button's icon
-        for candidate in candidates:
-            stream = candidate.get_object()
-            if isinstance(stream, StreamObject):
-                yield f"annot{number}", stream
-
-
-def _page_images(page: Any, number: int, problems: list[str]) -> list[_RawImage]:
-    """Every picture a page shows: XObject images (inside forms and annotations too), then inline
-    images. Tiling-pattern tiles and Type 3 glyph bitmaps are texture and lettering, not figures,
-    so they are not collected."""
-    found: list[_RawImage] = []
-    seen: set[int] = set()
-
-    def add(key: list[str], stream: StreamObject) -> None:
-        if id(stream) in seen:
-            return
-        seen.add(id(stream))
-        found.append(
-            _RawImage(key=key[0] if len(key) == 1 else key, stream=stream, label=_image_name(key))
-        )
-
-    try:
-        for key, stream in _walk_xobject_images(page, [], set(), 0):
-            add(key, stream)
-        for name, appearance in _annotation_appearances(page):
-            if appearance.get("/Subtype") == "/Image":
-                add([name], appearance)
-            else:
-                for key, stream in _walk_xobject_images(appearance, [name], set(), 1):
-                    add(key, stream)
-    except Exception as exc:
-        problems.append(f"page {number} images: cannot list XObjects ({type(exc).__name__}: {exc})")
-    if _may_have_inline_images(page):
-        try:
-            listed = page.images.keys()  # keys, not the ImageFile objects iteration yields
-            names = [key for key in listed if isinstance(key, str) and key[:1] == "~"]
-        except Exception as exc:
-            problems.append(
-                f"page {number} inline images: cannot decode ({type(exc).__name__}: {exc})"
-            )
-            names = []
-        found.extend(
-            _RawImage(key=name, stream=None, label=f"inline{name.strip('~')}") for name in names
-        )
-    return found
-
-
-_INLINE_MARK = re.compile(rb"(?:^|\s)BI\s")
-
-
-def _may_have_inline_images(page: Any) -> bool:
-    # Listing inline images makes pypdf parse and decode the whole content stream again; a cheap
-    # byte search first spares that for the vast majority of pages, which have none.
-    try:
-        contents = page.get_contents()
-        return contents is not None and _INLINE_MARK.search(contents.get_data()) is not None
-    except Exception:
-        return True
-
-
-def _decode(
-    page: Any, item: _RawImage, number: int, limits: ExtractionLimits, problems: list[str]
-) -> ExtractedImage | None:
-    where = f"page {number} image {item.label}"
-    if item.stream is not None:
-        refusal = _size_problem(item.stream, limits.max_pixels)
-        if refusal is not None:
-            problems.append(f"{where}: {refusal}")
-            return None
-    try:
-        if item.stream is not None:
-            decoded = item.stream.decode_as_image()
-        else:
-            decoded = page.images[item.key].image
-        if decoded is None:
-            raise ValueError("pypdf returned no image")
-        width, height = decoded.size
-        if width * height > limits.max_pixels:
-            raise ValueError(f"decoded to {width}x{height}, over the pixel limit")
-        rgb = to_rgb(decoded)
-        rgb.load()
-    except Exception as exc:
-        reason = " ".join(str(exc).split())[:300]
-        problems.append(f"{where}: cannot decode ({type(exc).__name__}: {reason})")
-        return None
-    return page_picture(rgb, number, f"p{number}-{item.label}")
-
-
-#: Pages with little text where a picture covers at least this share of the page are scans that
-#: carry a stamp or a page number in their text layer: they are OCR'd too.
-_SCAN_COVER = 0.6
-_SCAN_MAX_CHARS = 100
-#: A picture at least this share of its page's height is the page itself (a scan) for OCR context.
-_PAGE_PICTURE_SHARE = 0.5
-#: OCR starts on no page when less than this much of the file's time budget is left.
-_OCR_RESERVE_S = 5.0
-# Page renderings for OCR stay below this many pixels whatever the pixel limit (an A0 poster at
-# 300 dpi would be 140 megapixels).
-_OCR_MAX_PIXELS = 40_000_000
-
-
-class _PdfiumStages:
-    """The stages that need PDFium's view of the pages: OCR of pages without text and vector
-    figures. The PDFium document is opened on first need only: most born-digital files never
-    need it."""
-
-    def __init__(
-        self,
-        data: bytes,
-        password: str | None,
-        opened: pdfium.PdfDocument | None,
-        path: Path,
-        limits: ExtractionLimits,
-        started: float,
-        document: ParsedDocument,
-    ) -> None:
-        self.data = data
-        self.password = password
-        self._pdfium = opened
-        self._failed = False
-        self.path = path
-        self.limits = limits
-        self.started = started
-        self.document = document
-
-    def _open(self) -> pdfium.PdfDocument | None:
-        if self._pdfium is None and not self._failed:
-            try:
-                self._pdfium = open_document(self.data, self.password)
-            except RenderError as exc:
-                self._failed = True
-                self.document.problems.append(f"PDFium cannot open the file ({exc})")
-        return self._pdfium
-
-    def _remaining(self) -> float:
-        return self.limits.time_budget_s - (time.monotonic() - self.started)
-
-    def close(self) -> None:
-        if self._pdfium is not None:
-            self._pdfium.close()
-            self._pdfium = None
-
-    # -- OCR -------------------------------------------------------------------------------------
-
-    def _ocr_candidates(self, extraction: Extraction) -> list[int]:
-        """Pages with no usable text that show something, and scans with a stamp of text."""
-        document = self._open()
-        if document is None:
-            return []
-        untexted = set(extraction.untexted)
-        candidates = []
-        for page in extraction.pages:
-            number = page.page
-            assert number is not None
-            short = number in untexted
-            if not short and len(page.text) >= _SCAN_MAX_CHARS:
-                continue
-            try:
-                pdfium_page = document[number - 1]
-                width, height = pdfium_page.get_size()
-                cover = 0.0
-                shows_something = False
-                for obj in pdfium_page.get_objects(max_depth=2):
-                    shows_something = True
-                    if not short and obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE and obj.level == 0:
-                        left, bottom, right, top = obj.get_bounds()
-                        cover = max(cover, (right - left) * (top - bottom) / (width * height))
-                    elif short:
-                        break
-            except Exception:
-                continue
-            if (short and shows_something) or cover >= _SCAN_COVER:
-                candidates.append(number)
-        return candidates
-
-    def recognise(self, extraction: Extraction, settings: OcrSettings | None) -> None:
-        """OCR the pages without a usable text layer, or list them when OCR cannot run."""
-        if not extraction.untexted and all(
-            len(page.text) >= _SCAN_MAX_CHARS for page in extraction.pages
-        ):
-            return
-        clock = time.monotonic()
-        candidates = self._ocr_candidates(extraction)
-        self.document.timings["scan_check"] += time.monotonic() - clock
-        if not candidates:
-            return
-        enabled = settings is not None and resolve(settings)[0]
-        document = self._pdfium
-        if not enabled or settings is None or document is None:
-            untexted = set(extraction.untexted)
-            self.document.no_text_pages.extend(n for n in candidates if n in untexted)
-            return
-        by_number = {page.page: page for page in extraction.pages}
-        for position, number in enumerate(candidates):
-            remaining = self._remaining()
-            if remaining < _OCR_RESERVE_S:
-                left = candidates[position:]
-                self.document.problems.append(
-                    f"OCR stopped before page {number}: the time budget of "
-                    f"{self.limits.time_budget_s:g}s is spent (limits.time_budget_s); "
-                    f"{len(left)} pages not OCR'd"
-                )
-                self.document.no_text_pages.extend(n for n in left if n in extraction.untexted)
-                return
-            page = by_number[number]
-            recognised = self._recognise_page(document, number, settings, remaining)
-            if recognised is None or not recognised.text:
-                if number in extraction.untexted:
-                    self.document.no_text_pages.append(number)
-                continue
-            text = clean_text(recognised.text).strip()
-            if len(text) <= len(page.text):
-                continue  # the text layer said more than the pixels do
-            page.text, page.ocr_confidence = text, recognised.confidence
-            self._page_pictures_read_as(number, text, extraction)
-
-    def _recognise_page(
-        self, document: pdfium.PdfDocument, number: int, settings: OcrSettings, remaining: float
-    ) -> OcrText | None:
-        clock = time.monotonic()
-        try:
-            picture = render_page(
-                document[number - 1],
-                dpi=settings.dpi,
-                max_pixels=min(self.limits.max_pixels, _OCR_MAX_PIXELS),
-            )
-        except Exception as exc:
-            self.document.problems.append(
-                f"page {number} OCR: cannot render ({type(exc).__name__}: {exc})"
-            )
-            return None
-        finally:
-            self.document.timings["render"] += time.monotonic() - clock
-        clock = time.monotonic()
-        timeout = min(settings.page_timeout_s, remaining - _OCR_RESERVE_S / 2)
-        try:
-            return recognise(picture, settings, timeout_s=timeout)
-        except Exception as exc:
-            message = " ".join(str(exc).split())[:200]
-            if "timeout" in message.lower():
-                message = f"over the per-page time limit of {timeout:.0f}s ([ocr] page_timeout_s)"
-            self.document.problems.append(f"page {number} OCR: {message}")
-            return None
-        finally:
-            self.document.timings["ocr"] += time.monotonic() - clock
-
-    def _page_pictures_read_as(self, number: int, text: str, extraction: Extraction) -> None:
-        """A picture that is the page (a scan) is explained by the page's recognised text."""
-        document = self._pdfium
-        assert document is not None
-        height = document[number - 1].get_size()[1]
-        for image in extraction.images:
-            span = extraction.spans.get(id(image))
-            if image.pages[0] != number or image.context_kind == "caption" or span is None:
-                continue
-            if span[1] - span[0] >= _PAGE_PICTURE_SHARE * height:
-                image.context, image.context_kind = trim_context(text), "ocr"
-
-    # -- vector figures --------------------------------------------------------------------------
-
-    def find_figures(self, extraction: Extraction) -> None:
-        """Render the figures that captions name, raster and vector parts as one picture."""
-        pages = [
-            page
-            for page in extraction.pages
-            if page.ocr_confidence is None and page.text and find_captions(page.text)
-        ]
-        if not pages:
-            return
-        clock = time.monotonic()
-        try:
-            for page in pages:
-                if self._remaining() <= 0:
-                    raise ExtractionError(
-                        f"{self.path}: time budget of {self.limits.time_budget_s:g}s exceeded "
-                        f"while finding figures on page {page.page}"
-                    )
-                assert page.page is not None
-                self._figures_on_page(page.page, extraction)
-        finally:
-            self.document.timings["figures"] += time.monotonic() - clock
-
-    def _figures_on_page(self, number: int, extraction: Extraction) -> None:
-        document = self._open()
-        if document is None:
-            return
-        try:
-            pdfium_page = document[number - 1]
-            regions = find_figure_regions(pdfium_page)
-        except Exception as exc:
-            self.document.problems.append(
-                f"page {number} figures: cannot analyse ({type(exc).__name__}: {exc})"
-            )
-            return
-        on_page = [image for image in extraction.images if image.pages[0] == number]
-        for region in regions:
-            inside = [image for image in on_page if _within_span(extraction, image, region.box)]
-            if region.drawn == 0 and inside:
-                # A picture and nothing drawn around it: the picture itself is the figure.
-                inside[0].context, inside[0].context_kind = region.caption.text, "caption"
-                continue
-            budget = self.limits.max_images_per_document
-            if len(self.document.images) >= budget:
-                self.document.problems.append(
-                    f"page {number} figure {region.caption.label}: not rendered, the document "
-                    f"reached max_images_per_document={budget}"
-                )
-                return
-            try:
-                picture = render_region(pdfium_page, region.box, max_pixels=self.limits.max_pixels)
-            except Exception as exc:
-                self.document.problems.append(
-                    f"page {number} figure {region.caption.label}: cannot render "
-                    f"({type(exc).__name__}: {exc})"
-                )
-                continue
-            for image in inside:
-                # The rendering shows these pictures already: one figure, one picture.
-                self.document.images.remove(image)
-                on_page.remove(image)
-            for image in on_page:
-                if image.context_kind == "caption" and image.context.startswith(
-                    region.caption.label
-                ):
-                    image.context, image.context_kind = _fallback_context(extraction, number)
-            figure = page_picture(picture, number, f"p{number}-{_slug(region.caption.label)}")
-            figure.context, figure.context_kind = trim_context(region.caption.text), "caption"
-            self.document.images.append(figure)
-
-
-def _within_span(extraction: Extraction, image: ExtractedImage, box: Box) -> bool:
-    span = extraction.spans.get(id(image))
-    return span is not None and span[0] >= box[1] - 3.0 and span[1] <= box[3] + 3.0
-
-
-def _fallback_context(extraction: Extraction, number: int) -> tuple[str, str]:
-    text = next((page.text for page in extraction.pages if page.page == number), "")
-    nearby = trim_context(text, NEARBY_CHARS)
-    return (nearby, "nearby") if nearby else (f"picture on page {number}", "filename")
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "", label.lower().replace("fig.", "figure")) or "figure"

@@ -186,6 +186,20 @@ def _transformed(box: Box, matrix: Any) -> Box:
     return (left, bottom, right, top)
 
 
+def _drawn_objects(page: Any, form: Any, level: int) -> Iterator[Any]:
+    """The page's (or a form's) objects other than text, one level deep. Text objects, most of
+    a page, are skipped before any Python wrapper is made for them."""
+    if form is None:
+        count, get, parent = pdfium_c.FPDFPage_CountObjects, pdfium_c.FPDFPage_GetObject, page
+    else:
+        count, get, parent = pdfium_c.FPDFFormObj_CountObjects, pdfium_c.FPDFFormObj_GetObject, form
+    for index in range(max(0, count(parent))):
+        raw = get(parent, index)
+        if not raw or pdfium_c.FPDFPageObj_GetType(raw) == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            continue
+        yield pdfium.PdfObject(raw, page=page, pdf=page.pdf, container=form, level=level)
+
+
 def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
     """Paths, pictures and form XObjects of the page, wrappers opened, in page space."""
     page_area = _area(page_box)
@@ -193,12 +207,7 @@ def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
 
     def walk(form: Any, matrix: Any, depth: int) -> Iterator[_Element]:
         nonlocal count
-        objects = (
-            page.get_objects(max_depth=1)
-            if form is None
-            else page.get_objects(form=form, max_depth=1, level=depth)
-        )
-        for obj in objects:
+        for obj in _drawn_objects(page, form, depth):
             count += 1
             if count > _MAX_OBJECTS:
                 return
@@ -225,6 +234,28 @@ def _graphics(page: Any, page_box: Box) -> Iterator[_Element]:
                 yield _Element(box, "graphic", obj, matrix)
 
     yield from walk(None, None, 0)
+
+
+def page_graphics(page: Any, page_box: Box) -> Iterator[_Element]:
+    """Paths, pictures, shadings and form XObjects of the page in page space (wrappers around
+    the whole page opened); each has ``box``, ``kind`` ("graphic" or "image") and ``obj``."""
+    return _graphics(page, page_box)
+
+
+def furniture(element: _Element, page_box: Box) -> bool:
+    """Whether a graphic is page furniture: in the running-head or page-number bands, or a frame
+    or background covering most of the page."""
+    return _is_furniture(element, page_box)
+
+
+def unfilled_path(element: _Element) -> bool:
+    """Whether a path is stroked only or filled white (a cell box, not a bar or a tile)."""
+    return _is_unfilled(element.obj)
+
+
+def plain_path(element: _Element) -> bool:
+    """Whether a graphic is a path of straight axis-parallel lines only (rules and boxes)."""
+    return _ruled(element)
 
 
 def _is_furniture(element: _Element, page_box: Box) -> bool:
@@ -363,18 +394,13 @@ def _walk(anchor: CaptionAnchor, elements: list[_Element], upward: bool) -> _Wal
             continue
         gap = distance(element.box, edge)
         if region is None:
-            if gap > MAX_CAPTION_GAP:
+            verdict = _before_drawing(element, gap, cap)
+            if verdict == "grid":
+                # A grid right at a "Figure" caption: a figure drawn as a grid of boxes.
+                return _Walk(element.box, gap, list(element.obj))
+            if verdict == "nothing":
                 return None
-            if element.kind == "stop":
-                if isinstance(element.obj, list) and gap <= MAX_INNER_GAP:
-                    # A grid right at a "Figure" caption: a figure drawn as a grid of boxes.
-                    return _Walk(element.box, gap, list(element.obj))
-                return None
-            if element.kind == "text":
-                width = element.box[2] - element.box[0]
-                wide = width >= max(_BODY_LINE_MIN, _BODY_LINE_SHARE * (cap[2] - cap[0]))
-                if wide and element.prose and not element.subcaption:
-                    return None
+            if verdict == "label":
                 pending.append(element)
                 edge = element.box[3] if upward else element.box[1]
                 continue
@@ -385,13 +411,8 @@ def _walk(anchor: CaptionAnchor, elements: list[_Element], upward: bool) -> _Wal
             continue
         if gap > MAX_INNER_GAP or element.kind == "stop":
             break
-        if element.kind == "text":
-            width = max(region[2] - region[0], cap[2] - cap[0])
-            wide = element.box[2] - element.box[0] >= _BODY_LINE_SHARE * width
-            wide = wide and element.prose
-            level = (g.box for g in graphics if g is not element and _overlap_x(g.box, element.box))
-            if wide and not any(_overlap_y(box, element.box, 1.0) for box in level):
-                break
+        if element.kind == "text" and _is_body_beside(element, region, cap, graphics):
+            break
         region = _union(region, element.box)
         members.append(element)
         edge = max(edge, element.box[3]) if upward else min(edge, element.box[1])
@@ -403,6 +424,30 @@ def _walk(anchor: CaptionAnchor, elements: list[_Element], upward: bool) -> _Wal
             region = _union(region, element.box)
             members.append(element)
     return _Walk(region, first_gap, members)
+
+
+def _before_drawing(element: _Element, gap: float, cap: Box) -> str:
+    """What an element met before any graphic says: "nothing" (too far, another caption, body
+    text: no figure on this side), "grid" (a table-like grid at the caption), "label" (short text
+    kept in case a drawing follows) or "drawing" (the figure starts here)."""
+    if gap > MAX_CAPTION_GAP:
+        return "nothing"
+    if element.kind == "stop":
+        grid = isinstance(element.obj, list) and gap <= MAX_INNER_GAP
+        return "grid" if grid else "nothing"
+    if element.kind == "text":
+        width = element.box[2] - element.box[0]
+        wide = width >= max(_BODY_LINE_MIN, _BODY_LINE_SHARE * (cap[2] - cap[0]))
+        return "nothing" if wide and element.prose and not element.subcaption else "label"
+    return "drawing"
+
+
+def _is_body_beside(element: _Element, region: Box, cap: Box, graphics: list[_Element]) -> bool:
+    """A wide line of prose with no graphic level with it: body text, the figure ends before."""
+    width = max(region[2] - region[0], cap[2] - cap[0])
+    wide = element.box[2] - element.box[0] >= _BODY_LINE_SHARE * width and element.prose
+    level = (g.box for g in graphics if g is not element and _overlap_x(g.box, element.box))
+    return wide and not any(_overlap_y(box, element.box, 1.0) for box in level)
 
 
 def _add_side_labels(walk: _Walk, texts: list[_Element]) -> None:

@@ -1,0 +1,557 @@
+"""Finding tables on a PDF page from PDFium's page objects and text boxes, and reading their cells.
+
+A table is found from its rules: the horizontal lines (thin paths, and the top and bottom edges of
+cell boxes) that form a connected group at least two long rules tall, with text between them and
+nothing drawn inside but rules (a chart with gridlines holds curves, bars or pictures). Its rows
+are its text lines (lines between two rules of a fully ruled grid are one row), and its columns
+come from the vertical rules when the table has them, else from the gaps that run down the whole
+table between the text boxes of every row (the aligned columns of a booktabs table).
+
+A "Table N" caption within a short distance above (or else below) the table names it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pypdfium2.raw as pdfium_c
+
+from mrag.extract.formats.pdf.render import Box
+from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
+from mrag.extract.tables import clean_rows, is_table, is_table_caption
+
+_SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
+#: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
+_ICON_SHARE = 0.02
+#: A path thinner than this (points) is a rule.
+_RULE = 2.0
+#: A table's long rules span at least this many points.
+_MIN_TABLE_WIDTH = 60.0
+#: Two rules this close (points) touch.
+_JOIN = 2.5
+#: A column gap is at least this wide (points).
+_MIN_COLUMN_GAP = 5.0
+#: Text boxes whose vertical centres are this close (points) are one line.
+_LINE_SLACK = 2.5
+#: Furthest a header rule may be from the rule that closes its table, in points.
+_MAX_TABLE_DROP = 400.0
+#: Furthest a caption beside a table (in the margin) may be from it, in points.
+_SIDE_CAPTION_GAP = 150.0
+#: A region whose cells are this often long sentences is running text between two rules.
+_PROSE_CELL_SHARE = 0.3
+#: Furthest a caption may be from its table, in points.
+_CAPTION_GAP = 40.0
+# Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
+_MAX_PATHS = 5000
+
+
+@dataclass
+class PdfTable:
+    """A table found on a page: its box in page space, its cells, its caption."""
+
+    box: Box
+    rows: list[list[str]]
+    caption: str | None = None
+    caption_box: Box | None = None
+
+
+@dataclass
+class _Rules:
+    horizontal: list[Box] = field(default_factory=list)
+    vertical: list[Box] = field(default_factory=list)
+    # Coloured boxes: shaded cells hold text, a chart's bars and tiles do not.
+    shaded: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class _Word:
+    box: Box
+    text: str
+    page_box: Box
+    spaced: bool = False  # a space character came before this word
+
+
+def _turn(box: Box, rotation: int) -> Box:
+    """A page-space box as the reader sees it on a page shown turned by ``rotation`` degrees
+    clockwise (so text lines run left to right); turning by ``360 - rotation`` undoes it."""
+    left, bottom, right, top = box
+    if rotation == 90:
+        return (bottom, -right, top, -left)
+    if rotation == 180:
+        return (-right, -top, -left, -bottom)
+    if rotation == 270:
+        return (-top, left, -bottom, right)
+    return box
+
+
+def _rules(graphics: list[Any], rotation: int) -> tuple[_Rules, list[Box]]:
+    """Horizontal and vertical rules of the page, and the boxes of everything else drawn."""
+    rules = _Rules()
+    drawn: list[Box] = []
+    for element in graphics[:_MAX_PATHS]:
+        box = _turn(element.box, rotation)
+        width, height = box[2] - box[0], box[3] - box[1]
+        if width < _RULE and height < _RULE:
+            continue  # a dot or a glyph piece: neither a rule nor a drawing that matters
+        is_path = element.kind == "graphic" and element.obj.type == pdfium_c.FPDF_PAGEOBJ_PATH
+        # A thin path is a line whatever its segments: the costlier shape check is for boxes.
+        if is_path and height <= _RULE:
+            rules.horizontal.append(box)
+        elif is_path and width <= _RULE:
+            rules.vertical.append(box)
+        elif not is_path or not plain_path(element):
+            drawn.append(box)
+        elif width > 3 * _RULE and height > 3 * _RULE and not unfilled_path(element):
+            rules.shaded.append(box)  # a shaded cell, or a chart's bar or tile
+        elif width > 3 * _RULE and height > 3 * _RULE:
+            # A cell box or a frame: its four edges are rules.
+            left, bottom, right, top = box
+            rules.horizontal += [(left, bottom, right, bottom), (left, top, right, top)]
+            rules.vertical += [(left, bottom, left, top), (right, bottom, right, top)]
+    return rules, drawn
+
+
+def _touch(a: Box, b: Box) -> bool:
+    return (
+        a[0] <= b[2] + _JOIN
+        and b[0] <= a[2] + _JOIN
+        and a[1] <= b[3] + _JOIN
+        and b[1] <= a[3] + _JOIN
+    )
+
+
+def _groups(boxes: list[Box]) -> list[list[Box]]:
+    """Connected groups of touching rules (union-find over a sweep by left edge)."""
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][0])
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for position, i in enumerate(order):
+        for j in order[position + 1 :]:
+            if boxes[j][0] > boxes[i][2] + _JOIN:
+                break
+            if _touch(boxes[i], boxes[j]):
+                parent[root(i)] = root(j)
+    found: dict[int, list[Box]] = {}
+    for i, box in enumerate(boxes):
+        found.setdefault(root(i), []).append(box)
+    return list(found.values())
+
+
+def _union(boxes: Sequence[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
+    """Long horizontal rules that start and end together (booktabs: top, middle, bottom), each
+    stack closed by the nearest wider rule below when its own rules only frame the header."""
+    long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
+    stacks: list[list[Box]] = []
+    for box in sorted(long, key=lambda b: -b[3]):
+        for stack in stacks:
+            if abs(stack[0][0] - box[0]) <= 6 and abs(stack[0][2] - box[2]) <= 6:
+                stack.append(box)
+                break
+        else:
+            stacks.append([box])
+    found = []
+    for stack in stacks:
+        lowest = min(b[1] for b in stack)
+        below = [
+            b
+            for b in long
+            if b[3] < lowest - _JOIN
+            and b[0] <= stack[0][0] + 6
+            and b[2] >= stack[0][2] - 6
+            and lowest - b[3] <= _MAX_TABLE_DROP
+        ]
+        if len(stack) == 2 and below:
+            # Top rule and header rule: the table runs down to the next rule as wide.
+            bottom = max(below, key=lambda b: b[3])
+            stack.append((stack[0][0], bottom[1], stack[0][2], bottom[3]))
+        if len(stack) >= 2:
+            found.append(stack)
+    return found
+
+
+def _phrases(words: list[_Word]) -> list[_Word]:
+    """Words of one line a space apart joined into one phrase ("Long Gun"); a wider gap is a
+    column gap."""
+    phrases: list[_Word] = []
+    for line in _lines(words):
+        current: _Word | None = None
+        for word in line:
+            space = 0.6 * (word.box[3] - word.box[1])
+            if current is not None and word.box[0] - current.box[2] < min(space, _MIN_COLUMN_GAP):
+                current.box = _union([current.box, word.box])
+                current.page_box = _union([current.page_box, word.page_box])
+                current.text = f"{current.text}{' ' if word.spaced else ''}{word.text}"
+                continue
+            current = _Word(word.box, word.text, word.page_box)
+            phrases.append(current)
+    return phrases
+
+
+def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
+    """(box, horizontal rules, vertical rules) of each ruled area that may be a table."""
+    regions: list[tuple[Box, list[Box], list[Box]]] = []
+    for group in _groups(rules.horizontal + rules.vertical):
+        horizontal = [b for b in group if b[3] - b[1] <= _RULE + 0.01 and b[2] - b[0] > _RULE]
+        long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
+        if len(long) >= 2:
+            vertical = [b for b in group if b not in horizontal]
+            regions.append((_union(group), horizontal, vertical))
+    grids = [box for box, _h, _v in regions]
+    for stack in _stacked_rules(rules.horizontal):
+        box = _union(stack)
+        # Stacks may nest (a table between two page-wide rules): running text fails as a table.
+        if not any(_inside(box, other) for other in grids):
+            regions.append((box, stack, []))
+    return regions
+
+
+def _inside(inner: Box, outer: Box, slack: float = 2.0) -> bool:
+    return (
+        inner[0] >= outer[0] - slack
+        and inner[1] >= outer[1] - slack
+        and inner[2] <= outer[2] + slack
+        and inner[3] <= outer[3] + slack
+    )
+
+
+def _centre_inside(box: Box, outer: Box) -> bool:
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
+
+
+def _words(textpage: Any, rotation: int, areas: list[Box]) -> list[_Word]:
+    """Words inside ``areas`` (page space): characters joined until a space or a gap, turned as
+    the reader sees them, read character by character from PDFium's text page in one pass.
+    Characters outside every area are passed over without reading what they are."""
+    words: list[_Word] = []
+    chars: list[str] = []
+    box: list[float] = []
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    spaced = False
+
+    def close() -> None:
+        nonlocal spaced
+        if chars:
+            page_box = (box[0], box[1], box[2], box[3])
+            words.append(_Word(_turn(page_box, rotation), "".join(chars), page_box, spaced))
+            chars.clear()
+            spaced = False
+
+    raw = textpage.raw
+    where = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
+    for index in range(pdfium_c.FPDFText_CountChars(raw)):
+        if not pdfium_c.FPDFText_GetCharBox(raw, index, *where):
+            close()
+            spaced = True
+            continue
+        current = (left.value, bottom.value, right.value, top.value)
+        if not any(_centre_inside(current, area) for area in areas):
+            close()
+            continue
+        code = pdfium_c.FPDFText_GetUnicode(raw, index)
+        char = chr(code) if 0 < code < 0x110000 else ""
+        if not char or char.isspace():
+            close()
+            spaced = True
+            continue
+        if chars and not _continues(box, current, rotation):
+            close()
+        if not chars:
+            box = list(current)
+        else:
+            box = [
+                min(box[0], current[0]),
+                min(box[1], current[1]),
+                max(box[2], current[2]),
+                max(box[3], current[3]),
+            ]
+        chars.append(char)
+    close()
+    return words
+
+
+def _continues(box: list[float], char: Box, rotation: int) -> bool:
+    """Whether a character carries on the word in ``box`` (same line, no gap between)."""
+    a, b = _turn((box[0], box[1], box[2], box[3]), rotation), _turn(char, rotation)
+    height = max(a[3] - a[1], b[3] - b[1], 1.0)
+    same_line = abs((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) <= 0.5 * height
+    return same_line and -0.5 * height <= b[0] - a[2] <= 0.6 * height
+
+
+def _lines(words: list[_Word]) -> list[list[_Word]]:
+    """Words grouped into lines, top to bottom, each line left to right."""
+    lines: list[list[_Word]] = []
+    for word in sorted(words, key=lambda w: -(w.box[1] + w.box[3]) / 2):
+        centre = (word.box[1] + word.box[3]) / 2
+        if lines:
+            last = lines[-1][0].box
+            if abs((last[1] + last[3]) / 2 - centre) <= _LINE_SLACK:
+                lines[-1].append(word)
+                continue
+        lines.append([word])
+    for line in lines:
+        line.sort(key=lambda w: w.box[0])
+    return lines
+
+
+def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -> list[list[_Word]]:
+    """In a grid ruled between every row, lines with no rule between them are one row (a cell
+    whose text wraps)."""
+    width = box[2] - box[0]
+    ys = sorted({round(b[1], 1) for b in horizontal if b[2] - b[0] >= 0.5 * width})
+    if len(ys) < len(lines) // 2 + 1:
+        return lines  # rules between some rows only: every text line is a row
+
+    def band(line: list[_Word]) -> int:
+        centre = (line[0].box[1] + line[0].box[3]) / 2
+        return sum(1 for y in ys if y < centre)
+
+    rows: list[list[_Word]] = []
+    previous = None
+    for line in lines:
+        current = band(line)
+        if rows and current == previous:
+            rows[-1] = rows[-1] + line
+        else:
+            rows.append(list(line))
+        previous = current
+    return rows
+
+
+def _column_edges(rows: list[list[_Word]], vertical: list[Box], box: Box) -> list[float]:
+    """x positions that separate columns: inner vertical rules, else gaps through every row."""
+    height = box[3] - box[1]
+    inner = sorted(
+        {
+            round((b[0] + b[2]) / 2, 1)
+            for b in vertical
+            if b[3] - b[1] >= 0.3 * height and box[0] + _JOIN < b[0] < box[2] - _JOIN
+        }
+    )
+    # Vertical rules may divide groups of columns only: the gaps between the text divide the rest.
+    return _dedupe(sorted(inner + _gap_edges(rows, box)))
+
+
+def _dedupe(xs: list[float]) -> list[float]:
+    kept: list[float] = []
+    for x in xs:
+        if not kept or x - kept[-1] > 2 * _MIN_COLUMN_GAP:
+            kept.append(x)
+    return kept
+
+
+def _gap_edges(rows: list[list[_Word]], box: Box) -> list[float]:
+    """Middles of the vertical gaps through the table: runs of x where (almost) no row has text.
+
+    A few rows may cross a gap (a wide total, a note): up to one row in twenty is allowed to.
+    """
+    widest = max((len(row) for row in rows), default=0)
+    # Header rows whose cells span several columns would close every gap: the rows with most
+    # cells decide where the gaps are, the others fall into the columns their words centre in.
+    full = [row for row in rows if len(row) >= 0.6 * widest]
+    if not full:
+        return []
+    origin = int(box[0])
+    covered = [0] * (int(box[2]) - origin + 2)
+    for row in full:
+        for word in row:
+            start = max(0, int(word.box[0]) - origin)
+            end = min(len(covered), int(word.box[2]) - origin + 1)
+            for x in range(start, end):
+                covered[x] += 1
+    allowed = len(full) // 20
+    edges: list[float] = []
+    run_start: int | None = None
+    seen_text = False
+    for x, count in enumerate(covered):
+        if count <= allowed:
+            if run_start is None:
+                run_start = x
+            continue
+        if run_start is not None and seen_text and x - run_start >= _MIN_COLUMN_GAP:
+            edges.append(origin + (run_start + x) / 2)
+        run_start, seen_text = None, True
+    return edges
+
+
+def _cells(rows: list[list[_Word]], edges: list[float]) -> list[list[str]]:
+    table = []
+    for row in rows:
+        cells = [""] * (len(edges) + 1)
+        for word in row:  # line by line, each left to right
+            centre = (word.box[0] + word.box[2]) / 2
+            column = sum(1 for x in edges if x < centre)
+            cells[column] = f"{cells[column]} {word.text}".strip()
+        # Text layers often put a space glyph before a comma or a full stop ("1 ,260").
+        table.append([_SPACE_BEFORE_MARK.sub(r"\1", cell) for cell in cells])
+    return table
+
+
+def _read(textpage: Any, words: list[_Word], box: Box, horizontal: list[Box], vertical: list[Box]):
+    inside = _phrases([w for w in words if _centre_inside(w.box, box)])
+    if len(inside) < 3:
+        return None
+    rows = _merge_by_rules(_lines(inside), horizontal, box)
+    return clean_rows(_cells(rows, _column_edges(rows, vertical, box)))
+
+
+def _holds_drawing(drawn: list[Box], box: Box) -> bool:
+    """A picture or a curve inside, bigger than an icon in a cell: a chart with gridlines, not a
+    table."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return any(
+        _inside(other, box)
+        and other[2] - other[0] > _RULE
+        and (other[2] - other[0]) * (other[3] - other[1]) > _ICON_SHARE * area
+        for other in drawn
+    )
+
+
+def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, Box | None]:
+    """The nearest "Table N" line above the table (or below it, or beside it in the margin),
+    with the lines right under it that continue the caption."""
+    above_below = [w for w in words if _overlaps_x(w.box, box) and not _centre_inside(w.box, box)]
+    beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
+    # Lines of the margin are built apart: a side caption shares its height with table rows.
+    lines = _lines(above_below) + _lines(beside)
+    best: tuple[float, int] | None = None
+    for index, line in enumerate(lines):
+        distance = _caption_distance(_union([w.box for w in line]), box)
+        if distance is None or not is_table_caption(" ".join(word.text for word in line)):
+            continue
+        if best is None or distance < best[0]:
+            best = (distance, index)
+    if best is None:
+        return None, None
+    block = _caption_block(lines, best[1])
+    text = " ".join(word.text for line in block for word in line)
+    return text, _union([word.page_box for line in block for word in line])
+
+
+def _caption_distance(line: Box, box: Box) -> float | None:
+    """How far a line is from the table as a caption, or ``None`` where no caption stands."""
+    if _overlaps_x(line, box):
+        # A caption below counts a little further than one above.
+        gap = line[1] - box[3] if line[1] >= box[3] else box[1] - line[3] + 10
+        return gap if gap <= _CAPTION_GAP else None
+    level = line[3] >= box[1] - _CAPTION_GAP and line[1] <= box[3] + _CAPTION_GAP
+    side = box[0] - line[2] if line[2] <= box[0] else line[0] - box[2]
+    return side + 20 if level and 0 <= side <= _SIDE_CAPTION_GAP else None
+
+
+def _caption_block(lines: list[list[_Word]], first: int) -> list[list[_Word]]:
+    """The caption line and the lines right under it that carry it on (up to four)."""
+    block = [lines[first]]
+    following = sorted(
+        (
+            line
+            for line in lines
+            if _union([w.box for w in line])[3] < _union([w.box for w in lines[first]])[1]
+        ),
+        key=lambda line: -_union([w.box for w in line])[3],
+    )
+    for line in following[:4]:
+        last = _union([w.box for w in block[-1]])
+        current = _union([w.box for w in line])
+        height = last[3] - last[1]
+        if last[1] - current[3] > 0.8 * height or abs(current[0] - last[0]) > 2 * height:
+            break
+        if is_table_caption(" ".join(w.text for w in line)):
+            break
+        block.append(line)
+    return block
+
+
+def _overlaps_x(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2]
+
+
+def _holds_bars(shaded: list[Box], words: list[_Word], box: Box) -> bool:
+    """A coloured box inside with no text in it: a bar or a tile of a chart, not a shaded cell."""
+    for other in shaded:
+        if _inside(other, box) and not any(_centre_inside(w.box, other) for w in words):
+            return True
+    return False
+
+
+def _reads_as_prose(rows: list[list[str]]) -> bool:
+    """Running text between two rules (a page frame, a boxed note): many cells are sentences."""
+    cells = [cell for row in rows for cell in row if cell]
+    sentences = sum(1 for cell in cells if len(cell.split()) >= 10)
+    return sentences > _PROSE_CELL_SHARE * len(cells)
+
+
+def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
+    """Leading rows that fill few cells (a title inside the table's frame) and the rest."""
+    width = max((len(row) for row in rows), default=0)
+    first = 0
+    while first < len(rows) - 2 and sum(1 for cell in rows[first] if cell) < max(2, 0.3 * width):
+        first += 1
+    title = " ".join(cell for row in rows[:first] for cell in row if cell)
+    return title or None, clean_rows(rows[first:])
+
+
+def find_tables(
+    page: Any, textpage: Any | None = None, graphics: list[Any] | None = None
+) -> list[PdfTable]:
+    """The tables of a PDFium page, top to bottom, with their cells and captions.
+
+    ``graphics`` are the page's graphics from :func:`page_graphics`, when the caller has them.
+    """
+    rotation = page.get_rotation() % 360
+    if graphics is None:
+        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
+    rules, drawn = _rules(graphics, rotation)
+    if len(rules.horizontal) < 2:
+        return []
+    regions = _candidate_regions(rules)
+    if not regions:
+        return []
+    textpage = textpage or page.get_textpage()
+    # Only the text in and around the regions is read: cells, and captions above or beside.
+    margin = _SIDE_CAPTION_GAP + _CAPTION_GAP
+    areas = [
+        _turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
+        for b, _h, _v in regions
+    ]
+    words = _words(textpage, rotation, areas)
+    tables: list[PdfTable] = []
+    for box, horizontal, vertical in regions:
+        if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):
+            continue
+        rows = _read(textpage, words, box, horizontal, vertical)
+        if rows is None:
+            continue
+        title, rows = _title_rows(rows)
+        if not is_table(rows) or _reads_as_prose(rows):
+            continue
+        caption, caption_box = _caption(textpage, words, box)
+        caption = caption or title
+        tables.append(PdfTable(_turn(box, (360 - rotation) % 360), rows, caption, caption_box))
+    # A frame around a table (two page-wide rules) is not a table of its own.
+    tables = [
+        table
+        for table in tables
+        if not any(other is not table and _inside(other.box, table.box) for other in tables)
+    ]
+    tables.sort(key=lambda table: -_turn(table.box, rotation)[3])
+    return tables

@@ -62,6 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--modality", choices=["text", "image"], default=None, help="only passages or only images"
     )
     results.add_argument(
+        "--element",
+        choices=["text", "table", "figure", "page"],
+        default=None,
+        help="only passages (text), tables, figures or whole pages kept as pictures",
+    )
+    results.add_argument(
         "--source",
         action="append",
         default=None,
@@ -162,11 +168,12 @@ def save_image(document: Document, rank: int, folder: Path) -> Path | None:
 def element(metadata: dict[str, Any]) -> str:
     """What a hit is: ``passage``, ``figure``, ``table`` or ``page`` (a whole rendered page).
 
-    The payload's ``element`` when the ingestion recorded one, else derived from the modality.
+    The payload's ``element`` when the ingestion recorded one (its ``text`` reads ``passage``),
+    else derived from the modality.
     """
     recorded = metadata.get("element")
     if recorded:
-        return str(recorded)
+        return "passage" if recorded == "text" else str(recorded)
     return "figure" if metadata.get("modality") == "image" else "passage"
 
 
@@ -305,7 +312,12 @@ def _search(args: argparse.Namespace, store: Store) -> list[Document]:
         fusion=args.fusion,
         image_share=args.image_share,
         hybrid=not args.no_hybrid,
-        filter={"modality": args.modality, "source": args.source, "page": args.page},
+        filter={
+            "modality": args.modality,
+            "element": args.element,
+            "source": args.source,
+            "page": args.page,
+        },
     )
     if query_image is not None:
         return retriever.search_by_image(query_image)

@@ -27,6 +27,7 @@ INDEXED_FIELDS: dict[str, str] = {
     "metadata.page": "integer",
     "metadata.content_hash": "keyword",
     "metadata.kind": "keyword",
+    "metadata.element": "keyword",
 }
 #: Points per write request: large enough to amortise a call, small enough for a server's limits.
 UPSERT_BATCH = 256

@@ -135,6 +135,15 @@ def test_json_k_and_filters(store_dir: dict[str, Any], capsys: pytest.CaptureFix
         ("image", "figure"),
     }
 
+    assert _run(store_dir, "pump", "--json", "--element", "figure") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and {row["element"] for row in rows} == {"figure"}
+    assert _run(store_dir, "pump", "--json", "--element", "text") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(TEXTS) and {row["element"] for row in rows} == {"passage"}
+    assert _run(store_dir, "pump", "--json", "--element", "table") == 0
+    assert json.loads(capsys.readouterr().out) == []
+
     # Raw cosine sort: the tiny model's text-image gap pushes both images to the bottom.
     assert _run(store_dir, "pump", "--json", "--fusion", "score", "-k", "3") == 0
     assert {row["modality"] for row in json.loads(capsys.readouterr().out)} == {"text"}

@@ -136,6 +136,7 @@ def build_mcp(backend: MCPBackend, describe: Any) -> MCPServer:
     server = MCPServer(
         name="mrag",
         instructions="Search the user's documents (passages and figures) indexed by mrag.",
+        log_level="WARNING",
     )
 
     @server.tool(description=_SEARCH)

@@ -11,7 +11,7 @@ from mrag import __version__
 from mrag.commands.common import EXIT_USAGE, UsageError, error
 
 #: Subcommand modules under ``mrag.commands``, in the order ``--help`` lists them.
-COMMANDS = ("ingest", "query", "delete", "stats", "serve", "optimize", "export", "migrate")
+COMMANDS = ("ingest", "query", "delete", "stats", "serve", "mcp", "optimize", "export", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ from mrag.commands.common import (
     store_model_problem,
     store_settings,
 )
+from mrag.commands.mcp import add_allow_ingest, allowed_folders
 from mrag.server import limits as defaults
+from mrag.server import uploads
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "serve",
         help="serve OpenAI-compatible embeddings and search over HTTP",
         description=(
-            "Serve POST /v1/embeddings (OpenAI-compatible, texts and images), GET /v1/models, "
-            "POST /v1/search and GET /healthz. Needs the 'serve' extra (fastapi, uvicorn)."
+            "Serve the search page at /, POST /v1/embeddings (OpenAI-compatible, texts and "
+            "images), GET /v1/models, POST /v1/search, uploads at /v1/documents (ingested in "
+            "the background), the MCP tools at /mcp and GET /healthz. Needs the 'serve' extra."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -47,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="NAME",
         help="extra name the model answers to, reported in responses (repeatable)",
     )
+    add_allow_ingest(parser)
     add_model_options(parser)
     add_store_options(parser)
 
@@ -91,6 +95,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         default=defaults.DEFAULT_URL_TIMEOUT,
         help="seconds per image download (default %(default)s)",
+    )
+
+    group.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=uploads.DEFAULT_MAX_FILE_BYTES,
+        help="bytes per uploaded file (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-upload-files",
+        type=int,
+        default=uploads.DEFAULT_MAX_FILES,
+        help="files per upload request (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-upload-total-bytes",
+        type=int,
+        default=uploads.DEFAULT_MAX_TOTAL_BYTES,
+        help="bytes per upload request, all files together (default %(default)s)",
     )
 
     batching = parser.add_argument_group("batching")
@@ -145,8 +168,14 @@ def run(args: argparse.Namespace) -> int:
             allow_urls=args.allow_urls,
             url_timeout=args.url_timeout,
         )
+        upload_limits = uploads.UploadLimits(
+            max_file_bytes=args.max_upload_bytes,
+            max_files=args.max_upload_files,
+            max_total_bytes=args.max_upload_total_bytes,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    folders = allowed_folders(args.allow_ingest)
     if args.batch_size < 1 or args.batch_wait_ms < 0:
         raise UsageError("--batch-size must be at least 1 and --batch-wait-ms not negative")
     if not 0 <= args.port <= 65535:
@@ -176,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.batch_size,
         max_wait=args.batch_wait_ms / 1000.0,
         store=settings,
+        uploads=upload_limits,
+        allow_ingest=folders,
+        host=args.host,
     )
     app = create_app(model, config)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

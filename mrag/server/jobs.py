@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,7 @@ class JobRunner:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def submit(self, files: list[FileState], folders: list[str] = ()) -> Job:  # type: ignore[assignment]
+    def submit(self, files: list[FileState], folders: Sequence[str] = ()) -> Job:
         """Queue a job for ``files`` (already saved) and ``folders``, and return it."""
         paths = [item.source for item in files] + list(folders)
         job = Job(id=uuid.uuid4().hex, files=list(files), paths=paths, total=len(files))

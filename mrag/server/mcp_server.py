@@ -21,7 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 from mrag.retrieval.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_SIDE, shrink_image
+from mrag.server.config import MODEL_FAMILY_NAME
+from mrag.server.documents import describe_store
 from mrag.server.jobs import JobRunner
+from mrag.server.models import ServedModel
 from mrag.server.shared import SharedStore
 
 #: Most hits one ``search`` call returns.
@@ -232,3 +235,26 @@ def http_routes(server: MCPServer, host: str) -> list[BaseRoute]:
         host=host,
     )
     return list(app.routes)
+
+
+def run_stdio(model: Any, settings: Any, allow_ingest: list[Path]) -> None:
+    """Serve the tools on stdin/stdout over the store of ``settings`` until the client leaves."""
+    shared = SharedStore(settings, model)
+    shared.retriever()  # a store that cannot be opened stops here, before the client waits
+    jobs = (
+        JobRunner(shared, model, Path(settings.path) / "uploads" / ".jobs")
+        if settings.path
+        else None
+    )
+    served = ServedModel(model, [MODEL_FAMILY_NAME])
+    server = build_mcp(
+        MCPBackend(shared, jobs, allow_ingest), lambda: describe_store(shared, served)
+    )
+    if jobs is not None:
+        jobs.start()
+    try:
+        server.run("stdio")
+    finally:
+        if jobs is not None:
+            jobs.close()
+        shared.close()

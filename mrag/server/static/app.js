@@ -97,7 +97,8 @@ function snippet(text, words, length = 320) {
   if (start > 0) shown = "…" + shown;
   if (start + length < text.length) shown += "…";
   if (!words.length) { element.textContent = shown; return element; }
-  const pattern = new RegExp("(" + words.map(escapeRegExp).join("|") + ")", "giu");
+  // Words are marked where they start a word, so "red" is not marked inside "coloured".
+  const pattern = new RegExp("(?<![\\p{L}\\p{N}])(" + words.map(escapeRegExp).join("|") + ")", "giu");
   let last = 0;
   for (const match of shown.matchAll(pattern)) {
     element.append(shown.slice(last, match.index));

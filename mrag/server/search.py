@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -97,7 +98,14 @@ def search_router(
 
 def stored_image(shared: SharedStore, point_id: str) -> tuple[str, bytes]:
     """The rendition stored in image point ``point_id``; 404 when there is none."""
-    found = shared.store().retrieve([point_id]) if len(point_id) <= 64 else []
+    try:
+        # Ids are UUIDs; anything else names no point (and the store would refuse it).
+        point_id = str(uuid.UUID(point_id))
+    except ValueError:
+        raise APIError(
+            404, f"no stored image has the id {point_id!r}", code="image_not_found"
+        ) from None
+    found = shared.store().retrieve([point_id])
     metadata = (found[0].payload.get("metadata") or {}) if found else {}
     encoded = metadata.get("image_base64")
     mime_type = metadata.get("mime_type")

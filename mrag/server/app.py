@@ -93,7 +93,8 @@ def create_app(model: JinaClipModel, config: ServerConfig | None = None) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         batcher.start()
-        if jobs is not None:
+        if jobs is not None and folder is not None:
+            folder.clean()
             jobs.start()
         try:
             async with contextlib.AsyncExitStack() as stack:

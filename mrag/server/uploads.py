@@ -129,6 +129,12 @@ class UploadFolder:
             raise
         return target
 
+    def clean(self) -> None:
+        """Remove half-written files left by a server that stopped in the middle of an upload."""
+        if self.folder.is_dir():
+            for partial in self.folder.glob(".partial-*"):
+                partial.unlink(missing_ok=True)
+
     def holds(self, source: str) -> bool:
         """Whether stored ``source`` is a file of this folder."""
         return Path(source).parent == self.folder.resolve()

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 
 from mrag.ingestion.run import FileOutcome, ingest
+from mrag.ingestion.sources import source_key
 from mrag.model import JinaClipModel
 from mrag.server.shared import SharedStore
 
@@ -208,9 +209,21 @@ class JobRunner:
             except (OSError, ValueError):
                 sources = []
             store = store or self.shared.store()
-            for source in sources if isinstance(sources, list) else []:
-                if isinstance(source, str) and store.source_record(source) is None:
+            for source in _journalled_sources(sources):
+                if store.source_record(source) is None:
                     removed = store.delete_source(source)
                     if removed:
                         logger.warning("removed %d points of interrupted %s", removed, source)
             path.unlink(missing_ok=True)
+
+
+def _journalled_sources(entries: Any) -> Iterator[str]:
+    """The sources a journal covers: its files, and every file under its folders."""
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, str):
+            continue
+        path = Path(entry)
+        if path.is_dir():
+            yield from (source_key(found) for found in path.rglob("*") if found.is_file())
+        else:
+            yield entry

@@ -1,10 +1,15 @@
-"""Throughput and latency of ``mrag serve`` under 1, 4 and 16 concurrent clients.
+"""Throughput and latency of ``mrag serve`` under 1, 4 and 16 concurrent clients, and search
+latency with and without an ingestion job running in the server.
 
 The server runs as ``python -m mrag serve`` in a subprocess on loopback; each client sends
 ``/v1/embeddings`` requests one after another (one text each by default) for a bounded time and
 count. The numbers are set against the same model's throughput in-process, called directly with
 batches of 32 and one text at a time, so the table shows how close the micro-batcher brings
 concurrent single-text clients to batch throughput.
+
+The search phase uploads one document, times ``/v1/search`` requests sent one after another on
+an idle server, then uploads the rest (``--documents DIR``, or generated Markdown files) and
+times the same searches while the server ingests them in the background.
 
 Usage::
 
@@ -240,6 +245,74 @@ async def load(
     }
 
 
+# -- search while ingesting ----------------------------------------------------------------------
+
+
+def generated_documents(folder: Path, count: int, paragraphs: int = 150) -> list[Path]:
+    """Markdown files of made-up sentences: text to chunk and embed, nothing to parse."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number in range(count):
+        text = "\n\n".join(sentences(paragraphs, seed=number + 1))
+        path = folder / f"document-{number:03d}.md"
+        path.write_text(f"# Document {number}\n\n{text}\n", encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def _upload(session: httpx.Client, files: list[Path]) -> str:
+    parts = [
+        ("files", (path.name, path.read_bytes(), "application/octet-stream")) for path in files
+    ]
+    response = session.post("/v1/documents", files=parts)
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def _job_status(session: httpx.Client, job_id: str) -> str:
+    return session.get(f"/v1/jobs/{job_id}").json()["status"]
+
+
+def _timed_search(session: httpx.Client, query: str) -> float:
+    started = time.perf_counter()
+    response = session.post("/v1/search", json={"query": query, "k": 10, "include_images": False})
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+def search_during_ingest(base: str, files: list[Path], budget: float) -> dict[str, Any]:
+    """Search latency on an idle server, then while a job ingests ``files[1:]``."""
+    queries = sentences(64, seed=99, words=(3, 8))
+    with httpx.Client(base_url=base, timeout=300) as session:
+        first = _upload(session, files[:1])
+        while _job_status(session, first) not in ("done", "failed"):
+            time.sleep(0.2)
+        idle: list[float] = []
+        deadline = time.perf_counter() + budget
+        while time.perf_counter() < deadline:
+            idle.append(_timed_search(session, queries[len(idle) % len(queries)]))
+        job = _upload(session, files[1:])
+        busy: list[float] = []
+        started = time.perf_counter()
+        while _job_status(session, job) in ("queued", "running"):
+            busy.append(_timed_search(session, queries[len(busy) % len(queries)]))
+        ingest_seconds = time.perf_counter() - started
+    return {
+        "documents": len(files) - 1,
+        "ingest_seconds": ingest_seconds,
+        "idle": {
+            "searches": len(idle),
+            "p50_ms": percentile(idle, 50) * 1000,
+            "p99_ms": percentile(idle, 99) * 1000,
+        },
+        "during_ingest": {
+            "searches": len(busy),
+            "p50_ms": percentile(busy, 50) * 1000,
+            "p99_ms": percentile(busy, 99) * 1000,
+        },
+    }
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -274,6 +347,20 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="torch threads for the baseline and the server (default: torch's)",
+    )
+    parser.add_argument(
+        "--documents",
+        metavar="DIR",
+        help="files to upload in the search-while-ingesting phase (default: generated Markdown)",
+    )
+    parser.add_argument(
+        "--generated-documents",
+        type=int,
+        default=24,
+        help="how many Markdown files to generate without --documents (default %(default)s)",
+    )
+    parser.add_argument(
+        "--skip-search", action="store_true", help="leave out the search-while-ingesting phase"
     )
     parser.add_argument(
         "--output",
@@ -311,6 +398,17 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             )
+        searching = None
+        if not args.skip_search:
+            if args.documents:
+                files = sorted(p for p in Path(args.documents).iterdir() if p.is_file())[:64]
+            else:
+                files = generated_documents(work / "documents", args.generated_documents + 1)
+            print(
+                f"  searches with and without {len(files) - 1} documents ingesting ...",
+                file=sys.stderr,
+            )
+            searching = search_during_ingest(f"http://127.0.0.1:{port}", files, args.seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -339,6 +437,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['mean_batch_size']:>10.2f}  {row['errors']:>6}"
         )
 
+    if searching is not None:
+        print()
+        print(
+            f"search latency, {searching['documents']} documents ingesting in the background "
+            f"({searching['ingest_seconds']:.1f} s):"
+        )
+        for name in ("idle", "during_ingest"):
+            row = searching[name]
+            print(
+                f"  {name:<14} {row['searches']:>6} searches  p50 {row['p50_ms']:8.1f} ms"
+                f"  p99 {row['p99_ms']:8.1f} ms"
+            )
+
     output = Path(args.output or Path(tempfile.gettempdir()) / "mrag-serve-bench.json")
     result = {
         "checkpoint": str(folder),
@@ -358,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "in_process": baseline,
         "server": rows,
+        "search_during_ingest": searching,
         "median_text_words": statistics.median(len(text.split()) for text in texts),
     }
     output.write_text(json.dumps(result, indent=2))

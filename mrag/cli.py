@@ -25,7 +25,7 @@ from mrag.commands.common import (
 )
 
 #: Subcommand modules under ``mrag.commands``, in the order ``--help`` lists them.
-COMMANDS = ("ingest", "query", "delete", "stats", "serve", "optimize", "export", "migrate")
+COMMANDS = ("ingest", "query", "delete", "stats", "serve", "mcp", "optimize", "export", "migrate")
 
 #: Errors of the library a command may let through: (module, class, exit code, message prefix).
 #: Each is looked up only if its module was imported, so ``mrag --help`` imports none of them.

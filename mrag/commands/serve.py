@@ -16,7 +16,9 @@ from mrag.commands.common import (
     model_for_store,
     store_settings,
 )
+from mrag.commands.mcp import add_allow_ingest, allowed_folders
 from mrag.server import limits as defaults
+from mrag.server import uploads
 
 #: The request limits of ``serve``: (``ServerLimits`` field, type, default, help). Each is one
 #: option, its flag the field's name (``max_inputs`` -> ``--max-inputs``).
@@ -28,6 +30,17 @@ LIMIT_OPTIONS: tuple[tuple[str, type, float, str], ...] = (
     ("max_body_bytes", int, defaults.DEFAULT_MAX_BODY_BYTES, "bytes per request body"),
     ("url_timeout", float, defaults.DEFAULT_URL_TIMEOUT, "seconds per image download"),
 )
+#: The upload limits: (``UploadLimits`` field, flag, default, help).
+UPLOAD_OPTIONS: tuple[tuple[str, str, int, str], ...] = (
+    ("max_file_bytes", "--max-upload-bytes", uploads.DEFAULT_MAX_FILE_BYTES, "bytes per file"),
+    ("max_files", "--max-upload-files", uploads.DEFAULT_MAX_FILES, "files per upload request"),
+    (
+        "max_total_bytes",
+        "--max-upload-total-bytes",
+        uploads.DEFAULT_MAX_TOTAL_BYTES,
+        "bytes per upload request, all files together",
+    ),
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,8 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "serve",
         help="serve OpenAI-compatible embeddings and search over HTTP",
         description=(
-            "Serve POST /v1/embeddings (OpenAI-compatible, texts and images), GET /v1/models, "
-            "POST /v1/search and GET /healthz. Needs the 'serve' extra (fastapi, uvicorn)."
+            "Serve the search page at /, POST /v1/embeddings (OpenAI-compatible, texts and "
+            "images), GET /v1/models, POST /v1/search, uploads at /v1/documents (ingested in "
+            "the background), the MCP tools at /mcp and GET /healthz. Needs the 'serve' extra."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -55,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="NAME",
         help="extra name the model answers to, reported in responses (repeatable)",
     )
+    add_allow_ingest(parser)
     add_model_options(parser)
     add_store_options(parser)
 
@@ -67,6 +82,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     for field, kind, default, text in LIMIT_OPTIONS:
         flag = "--" + field.replace("_", "-")
         group.add_argument(flag, type=kind, default=default, help=f"{text} (default %(default)s)")
+
+    for field, flag, default, text in UPLOAD_OPTIONS:
+        group.add_argument(
+            flag,
+            dest=f"upload_{field}",
+            type=int,
+            default=default,
+            help=f"{text} (default %(default)s)",
+        )
 
     batching = parser.add_argument_group("batching")
     batching.add_argument(
@@ -114,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         chosen = {field: getattr(args, field) for field, *_ in LIMIT_OPTIONS}
         limits = ServerLimits(allow_urls=args.allow_urls, **chosen)
+        upload_limits = uploads.UploadLimits(
+            **{field: getattr(args, f"upload_{field}") for field, *_ in UPLOAD_OPTIONS}
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    folders = allowed_folders(args.allow_ingest)
     if args.batch_size < 1 or args.batch_wait_ms < 0:
         raise UsageError("--batch-size must be at least 1 and --batch-wait-ms not negative")
     if not 0 <= args.port <= 65535:
@@ -142,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.batch_size,
         max_wait=args.batch_wait_ms / 1000.0,
         store=settings,
+        uploads=upload_limits,
+        allow_ingest=folders,
+        host=args.host,
     )
     app = create_app(model, config)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -563,6 +563,15 @@ def test_search_by_image_and_filters(http, images):
     assert sum(item["modality"] == "image" for item in results) == 1
     assert all("image_base64" not in item["metadata"] for item in results)
 
+    # Elements: every hit says what it is, and the filter keeps one kind.
+    body = {"query": {"text": "rocket"}, "k": 8, "include_images": False}
+    everything = http.post("/v1/search", json=body).json()["data"]
+    assert {item["element"] for item in everything} == {"text", "figure"}
+    figures = http.post("/v1/search", json={**body, "filter": {"element": "figure"}})
+    assert figures.status_code == 200, figures.text
+    kinds = {(item["element"], item["modality"]) for item in figures.json()["data"]}
+    assert kinds == {("figure", "image")}
+
 
 def test_search_runs_the_keyword_leg(http):
     # One passage says "revenue": with the keyword leg it leads; the knobs reach the retriever.

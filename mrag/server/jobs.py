@@ -25,7 +25,9 @@ from typing import Any
 
 import anyio
 
-from mrag.ingestion.run import FileOutcome, ingest
+from mrag.ingestion.events import Events
+from mrag.ingestion.report import FileOutcome
+from mrag.ingestion.run import ingest
 from mrag.ingestion.sources import source_key
 from mrag.model import JinaClipModel
 from mrag.server.shared import SharedStore
@@ -79,10 +81,11 @@ class Job:
         }
 
 
-class _JobEvents:
+class _JobEvents(Events):
     """The run's progress hooks: each file's outcome goes into the job as soon as it is known."""
 
     def __init__(self, job: Job, lock: threading.Lock) -> None:
+        super().__init__()
         self.job = job
         self.lock = lock
         self.by_source = {item.source: item for item in job.files}
@@ -91,9 +94,6 @@ class _JobEvents:
         """The run knows how many files it has."""
         with self.lock:
             self.job.total = total
-
-    def embedded(self, modality: str, items: int, seconds: float) -> None:
-        """Embedding throughput is not shown per job."""
 
     def file_done(self, outcome: FileOutcome) -> None:
         """Record ``outcome`` in the file's state."""

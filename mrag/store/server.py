@@ -322,6 +322,13 @@ class LegacySource(PointSource):
             raise StoreError(f"{settings.path}: cannot open the old store ({exc})") from None
         try:
             return cls(client, settings.collection)
+        except StoreError:
+            client.close()
+            raise
+        except Exception as exc:  # a server that does not answer, a folder that is not a store
+            client.close()
+            where = settings.url or settings.path
+            raise StoreError(f"{where}: cannot read the old store ({exc})") from None
         except BaseException:
             client.close()
             raise

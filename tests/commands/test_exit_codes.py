@@ -80,6 +80,7 @@ def test_a_failed_input_is_1(store: Path, capsys: pytest.CaptureFixture[str]) ->
         ["stats"],
         ["delete", "a.pdf"],
         ["optimize"],
+        ["migrate", "--to-collection", "new"],
         ["query", "pumps", "--model", "{model}"],
         ["ingest", "{docs}", "--model", "{model}"],
     ],

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
 from docgen import figures_pdf
+from helpers import SHARED
 from PIL import Image
 from test_server import running_server
 

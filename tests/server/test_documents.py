@@ -6,7 +6,6 @@ as ``mrag ingest``; one test kills a ``mrag serve`` process with SIGKILL in the 
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from docgen import figures_pdf, text_pdf
-from test_server import running_server
+from helpers import REPO, python_env, running_server
 
 from mrag.model import JinaClipModel
 from mrag.server.app import ServerConfig, create_app
@@ -28,7 +27,6 @@ from mrag.server.limits import APIError
 from mrag.server.uploads import UploadLimits, safe_name
 from mrag.store import Store, StoreSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "docs-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 LIMITS = UploadLimits(max_file_bytes=300_000, max_files=3, max_total_bytes=500_000)
@@ -249,8 +247,8 @@ def start_server(checkpoint: Path, store: Path, port: int) -> subprocess.Popen:
         "--qdrant-path", str(store), "--collection", "docs", "--port", str(port),
         "--log-level", "warning",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MRAG_API_KEY": API_KEY}
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    env = python_env({"MRAG_API_KEY": API_KEY})
+    process = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
     threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe drained
     while True:
         if process.poll() is not None:

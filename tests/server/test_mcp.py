@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from docgen import figures_pdf, text_pdf
+from helpers import REPO, python_env, running_server
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from PIL import Image
-from test_server import running_server
 
 from mrag.ingestion.run import ingest
 from mrag.model import JinaClipModel
 from mrag.server.app import ServerConfig, create_app
 from mrag.store import Store, StoreSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "mcp-key-0123456789"
 
 
@@ -90,7 +88,7 @@ async def _exercise(session: ClientSession, corpus: dict[str, Path]) -> None:
 
 
 async def test_stdio(store: StoreSettings, tiny_checkpoint: Path, corpus: dict[str, Path]):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = python_env()
     params = StdioServerParameters(
         command=sys.executable,
         args=[
@@ -109,7 +107,7 @@ async def test_stdio(store: StoreSettings, tiny_checkpoint: Path, corpus: dict[s
             str(corpus["allowed"]),
         ],
         env=env,
-        cwd=str(ROOT),
+        cwd=str(REPO),
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await _exercise(session, corpus)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from docgen import figures_pdf
-from helpers import SHARED
+from helpers import REPO, SHARED, running_server
 from PIL import Image
-from test_server import running_server
 
 from mrag.model import JinaClipModel
 from mrag.server.app import ServerConfig, create_app
@@ -25,7 +24,6 @@ from mrag.store import StoreSettings
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
 
-ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "page-key-0123456789"
 #: Long enough for an upload's ingestion on a busy machine; the page polls, nothing is timed.
 WAIT_MS = 120_000
@@ -128,8 +126,8 @@ def test_the_page_end_to_end(server: str, browser: object, documents: dict[str, 
         ".some((img) => img.complete && img.naturalWidth > 0)",
         timeout=WAIT_MS,
     )
-    (ROOT / "docs").mkdir(exist_ok=True)
-    page.screenshot(path=str(ROOT / "docs" / "search-page.png"))
+    (REPO / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(REPO / "docs" / "search-page.png"))
 
     # A thumbnail opens the stored rendition at full size.
     page.locator("#results .hit.image .thumb").first.click()

@@ -42,6 +42,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     group = parser.add_argument_group("ingestion")
     group.add_argument("--batch-size", type=int, default=None, help="embedding batch size")
     group.add_argument("--max-tokens", type=int, default=None, help="chunk size limit in tokens")
+    group.add_argument(
+        "--overlap-tokens",
+        type=int,
+        default=None,
+        help="tokens a chunk repeats from the one before (below --max-tokens)",
+    )
     group.add_argument("--include", action="append", metavar="GLOB", help="only files matching")
     group.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching")
     group.add_argument(
@@ -114,6 +120,7 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         model__dtype=args.dtype,
         model__batch_size=args.batch_size,
         chunking__max_tokens=args.max_tokens,
+        chunking__overlap_tokens=args.overlap_tokens,
         sources__include=tuple(args.include) if args.include else None,
         sources__exclude=tuple(args.exclude) if args.exclude else None,
         sources__passwords_file=args.passwords_file,

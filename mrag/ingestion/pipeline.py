@@ -191,7 +191,8 @@ class Pipeline:
             (
                 self.chunking.overlap_tokens < self.chunking.max_tokens,
                 f"chunking.overlap_tokens ({self.chunking.overlap_tokens}) must be smaller than "
-                f"chunking.max_tokens ({self.chunking.max_tokens})",
+                f"chunking.max_tokens ({self.chunking.max_tokens}); lower it with --overlap-tokens "
+                "or [chunking] overlap_tokens",
             ),
             (self.images.min_side >= 0, "images.min_side must not be negative"),
             (self.images.max_aspect >= 1, "images.max_aspect must be at least 1"),

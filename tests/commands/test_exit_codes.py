@@ -145,15 +145,23 @@ def test_a_model_that_cannot_load_is_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert _errors(capsys)[-1].startswith("error: cannot load the model: ")
 
 
-def test_a_bad_pipeline_is_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_pipeline_is_2(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "pipeline.toml").write_text("[chunking]\nmax_tokens = 64\noverlap_tokens = 64\n")
     assert main(["ingest", str(tmp_path), "--pipeline", str(tmp_path / "pipeline.toml")]) == 2
     assert _errors(capsys) == [
         f"error: {tmp_path / 'pipeline.toml'}: chunking.overlap_tokens (64) must be smaller "
-        "than chunking.max_tokens (64)"
+        "than chunking.max_tokens (64); lower it with --overlap-tokens or [chunking] overlap_tokens"
     ]
     assert main(["ingest", str(tmp_path), "--max-tokens", "32"]) == 2
     assert "overlap_tokens (64) must be smaller than chunking.max_tokens (32)" in _errors(capsys)[0]
+    # Both on the command line: the pipeline is valid, so the run gets as far as the folder.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    chunking = ["--max-tokens", "32", "--overlap-tokens", "8"]
+    store = ["--model", str(tiny_checkpoint), "--qdrant-path", str(tmp_path / "store")]
+    assert main(["ingest", str(empty), *chunking, *store]) == 3
 
 
 def test_a_picture_that_cannot_be_read_is_2(

@@ -149,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if known is None:
             raise
         code, prefix = known
-        error(f"{prefix}{exc}", getattr(exc, "hint", None))
+        hint = getattr(exc, "hint", None)
+        message = getattr(exc, "message", str(exc)) if hint else str(exc)
+        error(f"{prefix}{message}", hint)
         return code
 
 

@@ -33,7 +33,17 @@ _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be found, downloaded or loaded."""
+    """A checkpoint could not be found, downloaded or loaded; ``hint`` says what to do, if
+    anything can be done."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        # Outside the CLI (which prints the hint on a line of its own) the advice stays in view.
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
 def _hub_unreachable(endpoint: str) -> str | None:
@@ -102,7 +112,7 @@ def resolve_checkpoint(
     where = f"{name}@{revision[:12]}"
     how_to = (
         f"download it where there is a connection (`hf download {name} --revision {revision}`) "
-        "or pass a local checkpoint folder (--model PATH / MRAG_MODEL=PATH)"
+        "or pass a local checkpoint folder (--model PATH or MRAG_MODEL=PATH)"
     )
     patterns = list(CHECKPOINT_FILES)
     offline = bool(constants.HF_HUB_OFFLINE)
@@ -119,7 +129,8 @@ def resolve_checkpoint(
                 raise CheckpointError(
                     f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
                     f"offline mode is on (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}), "
-                    f"so the Hub is not asked; {how_to}"
+                    "so the Hub is not asked",
+                    hint=how_to,
                 ) from None
         except Exception:  # a damaged cache entry: let the download below repair it
             pass
@@ -127,13 +138,14 @@ def resolve_checkpoint(
     if unreachable is not None:
         raise CheckpointError(
             f"{where} is not in the Hugging Face cache and the Hub cannot be reached "
-            f"({unreachable}); {how_to}"
+            f"({unreachable})",
+            hint=how_to,
         )
     try:
         folder = snapshot_download(name, revision=revision, allow_patterns=patterns)
     except LocalEntryNotFoundError:
         raise CheckpointError(
-            f"{where} is not in the Hugging Face cache and the Hub cannot be reached; {how_to}"
+            f"{where} is not in the Hugging Face cache and the Hub cannot be reached", hint=how_to
         ) from None
     except Exception as exc:
         raise CheckpointError(f"{where}: download failed ({exc})") from None

@@ -145,6 +145,22 @@ def test_a_model_that_cannot_load_is_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert _errors(capsys)[-1].startswith("error: cannot load the model: ")
 
 
+def test_a_model_missing_offline_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("text")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("MRAG_MODEL", raising=False)
+    assert main(["ingest", str(tmp_path / "docs"), "--qdrant-path", str(tmp_path / "q")]) == 2
+    error, hint = _errors(capsys)[-2:]
+    assert error.startswith("error: cannot load the model: jinaai/jina-clip-v1@")
+    assert "offline mode is on" in error and "hf download" not in error
+    assert hint.startswith("hint: download it where there is a connection (`hf download ")
+
+
 def test_a_bad_pipeline_is_2(
     tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -40,8 +40,8 @@ from mrag.model.query_cache import QueryCache
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "query_embed.json"
 
 #: Distinct short queries as typed into a search box. The random benchmark checkpoint's small
-#: vocabulary splits them into 6-17 tokens (p50 13) (the JSON reports the counts), near the dozen of a
-#: real query under jina-clip-v1's own tokenizer.
+#: vocabulary splits them into 6-17 tokens, p50 13 (the JSON reports the counts): about the
+#: dozen of a real query under jina-clip-v1's own tokenizer.
 QUERIES = tuple(
     f"{what} {where}"
     for what in ("torque", "wiring", "replace", "exploded", "warning", "service", "cracked", "rpm")
@@ -131,6 +131,7 @@ def measure_rounds(
                     function(query)
                     times.append(clock() - start)
             per_round[name].append(statistics.median(times))
+            print(f"  {name}: p50 {per_round[name][-1] * 1000:.1f} ms", flush=True)
         start = clock()
         floor()
         floors.append(clock() - start)
@@ -215,8 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="two rounds instead of five")
     parser.add_argument("--preset", choices=("full", "tiny"), default="full")
     parser.add_argument("--checkpoint", type=Path, help="benchmark this checkpoint folder")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = Settings(preset=args.preset, quick=args.quick, checkpoint=args.checkpoint)
     machine = machine_info()
     result = run(settings, rounds=2 if args.quick or settings.tiny else 5)

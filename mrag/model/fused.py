@@ -111,7 +111,8 @@ class SmallRowsWeights:
 
     def get(self, name: str, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
         """The packed ``weight`` for multiplying ``x``, or ``None`` where it does not apply."""
-        if not _small_rows or x.numel() > SMALL_ROWS * x.shape[-1] or not _applies(x, weight):
+        # _applies first: under graph capture the row count must not become a guard.
+        if not _small_rows or not _applies(x, weight) or x.numel() > SMALL_ROWS * x.shape[-1]:
             return None
         stamp = (weight.data_ptr(), weight._version, weight.shape, weight.dtype, weight.device)
         entry = self._packs.get(name)

@@ -19,6 +19,7 @@ from mrag.model.device import AUTO_DEVICE, resolve_device
 from mrag.model.hub import HUB_MODEL_ID, CheckpointError, resolve_checkpoint
 from mrag.model.precision import AUTO, DtypeChoice, choose_dtype
 from mrag.model.processing import preprocess_images
+from mrag.model.query_cache import QueryCache
 from mrag.model.text import TextTower, alibi_slopes
 from mrag.model.tokenizer import DEFAULT_MAX_LENGTH, TextTokenizer
 from mrag.model.vision import EvaVisionTransformer, rope_tables
@@ -42,6 +43,9 @@ class JinaClipModel(nn.Module):
         self.tokenizer = tokenizer
         self.name_or_path: str = ""
         self._dtype_choice: DtypeChoice | None = None
+        #: Recent single texts' features: a repeated query costs no model run (see
+        #: :mod:`mrag.model.query_cache`); ``QueryCache(0)`` turns it off.
+        self.query_cache = QueryCache()
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -173,12 +177,17 @@ class JinaClipModel(nn.Module):
         """Embed texts as float32 numpy, (N, 768) for a list or (768,) for one string.
 
         Texts are batched longest first, so each batch pads little, and returned in input order.
+        One text alone (a query) is looked up in :attr:`query_cache` first, and stored there.
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
         for index, text in enumerate(items):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{index}] is {type(text).__name__}, expected str")
+        if len(items) == 1:
+            features = self._query_features(items[0], max_length)
+            dim = self.embedding_dim
+            return _finish([features], [0], single, dim, normalize_embeddings, truncate_dim)
         ids = self.tokenize(items, max_length=max_length)
         return self.encode_ids(
             ids,
@@ -205,6 +214,21 @@ class JinaClipModel(nn.Module):
         return _finish(
             chunks, order, single, self.embedding_dim, normalize_embeddings, truncate_dim
         )
+
+    def _query_features(self, text: str, max_length: int) -> torch.Tensor:
+        """The tower output (1, 768) for one text, from :attr:`query_cache` when it is there."""
+        weight = self.text_model.transformer.embeddings.word_embeddings.weight
+        # What the output depends on besides the text: these weights (as loaded and not changed
+        # in place since), their dtype and device, and where the text is truncated.
+        identity = (self.name_or_path, weight.data_ptr(), weight._version, weight.dtype)
+        key = (identity, str(weight.device), max_length, text)
+        features = self.query_cache.get(key)
+        if features is None:
+            ids = self.tokenize([text], max_length=max_length)
+            with torch.inference_mode():
+                features = self.get_text_features(self.pad(ids))
+            self.query_cache.put(key, features)
+        return features
 
     @property
     def packs_text(self) -> bool:

@@ -99,7 +99,7 @@ class JinaClipEmbeddings(Embeddings):
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one query text."""
+        """Embed one query text; a repeat comes from the model's query cache, unchanged."""
         return self.embed_documents([text])[0]
 
     def embed_image(self, uris: Sequence[ImageInput]) -> list[list[float]]:

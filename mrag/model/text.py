@@ -100,6 +100,7 @@ class AlibiSelfAttention(nn.Module):
         self.head_dim = config.head_dim
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.small_rows = fused.SmallRowsWeights()
 
     def forward(
         self, x: torch.Tensor, bias: torch.Tensor, groups: Groups | None = None
@@ -109,7 +110,10 @@ class AlibiSelfAttention(nn.Module):
         ``x`` is (batch, length, width) with ``bias`` for the whole batch, or with ``groups``
         the (tokens, width) of sequences packed end to end, ``bias`` then covering the longest.
         """
-        qkv = fused.linear(x, self.Wqkv.weight, self.Wqkv.bias)
+        packs = self.small_rows
+        qkv = fused.linear(
+            x, self.Wqkv.weight, self.Wqkv.bias, packs.get("Wqkv", x, self.Wqkv.weight)
+        )
         if groups is None:
             batch, length, width = x.shape
             out = self._attend(qkv.view(batch, length, -1), bias).transpose(1, 2)
@@ -123,7 +127,8 @@ class AlibiSelfAttention(nn.Module):
                 heads = self._attend(sequences, bias[..., :length, :length])
                 out[start:stop].view(count, length, self.num_heads, -1).copy_(heads.transpose(1, 2))
                 start = stop
-        return fused.linear_add(out, self.out_proj.weight, self.out_proj.bias, x)
+        weight = self.out_proj.weight
+        return fused.linear_add(out, weight, self.out_proj.bias, x, packs.get("out", out, weight))
 
     def _attend(self, qkv: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(batch, heads, length, head_dim) attention of (batch, length, 3 x width) projections."""
@@ -138,6 +143,7 @@ class GegluMlp(nn.Module):
         self.intermediate_size = config.intermediate_size
         self.gated_layers = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.small_rows = fused.SmallRowsWeights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` plus the MLP output: the residual add is fused into the last product."""
@@ -148,9 +154,13 @@ class GegluMlp(nn.Module):
         # Gate and value as two products, so that GELU and the gating multiply run inside them
         # (the checkpoint stores both halves in one matrix; its row halves are views).
         gate_weight, value_weight = self.gated_layers.weight.split(self.intermediate_size)
-        gate = fused.linear_gelu(x, gate_weight)
-        hidden = fused.linear_mul(x, value_weight, None, gate)
-        return fused.linear_add(hidden, self.wo.weight, self.wo.bias, x)
+        packs = self.small_rows
+        gate = fused.linear_gelu(x, gate_weight, None, packs.get("gate", x, gate_weight))
+        hidden = fused.linear_mul(x, value_weight, None, gate, packs.get("value", x, value_weight))
+        out_weight = self.wo.weight
+        return fused.linear_add(
+            hidden, out_weight, self.wo.bias, x, packs.get("wo", hidden, out_weight)
+        )
 
 
 class TextLayer(nn.Module):

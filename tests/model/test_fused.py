@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from helpers import REPO, shared_path
 
 from mrag.model import JinaClipModel, fused
+from mrag.model.query_cache import QueryCache
 
 needs_onednn = pytest.mark.skipif(not fused._BF16, reason="no oneDNN bfloat16 on this machine")
 
@@ -116,6 +119,81 @@ def test_golden_text_features_in_every_mode(use_fused: bool, packed: bool) -> No
         ours = model.get_text_features(batch).numpy()
     for row, case in zip(ours, cases, strict=True):
         np.testing.assert_allclose(row, np.asarray(case["features"]), atol=1e-4)
+
+
+# -- weights packed for few-row products --------------------------------------------------------
+
+needs_packing = pytest.mark.skipif(
+    not fused._small_rows, reason="few-row packing does not apply on this CPU"
+)
+
+
+def test_packing_is_chosen_per_cpu_feature() -> None:
+    assert fused.packs_small_rows({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
+    assert not fused.packs_small_rows({"avx512_bf16", "amx_bf16", "amx_tile"})  # AMX: as before
+    assert not fused.packs_small_rows({"avx2", "avx512f"})  # float32 machines
+    assert not fused.packs_small_rows(set())
+
+
+@needs_packing
+def test_packed_weights_give_the_same_products() -> None:
+    packs = fused.SmallRowsWeights()
+    x, weight, b, other = _operands(torch.bfloat16, (12,), bias=True)
+    with torch.inference_mode():
+        packed = packs.get("w", x, weight)
+        assert packed is not None and packed.is_mkldnn and len(packs) == 1
+        assert packs.get("w", x, weight) is packed  # laid out once
+        for name in EAGER:
+            with_packed = _call_packed(name, x, weight, b, other, packed)
+            torch.testing.assert_close(
+                with_packed, _call(name, x, weight, b, other), atol=0, rtol=0
+            )
+        many = torch.randn(fused.SMALL_ROWS + 1, 48).to(torch.bfloat16)
+        assert packs.get("w", many, weight) is None  # large batches keep the plain weights
+        assert packs.get("w", x.float(), weight.float()) is None
+        with fused.unpacked():
+            assert packs.get("w", x, weight) is None
+        weight.mul_(2)  # changed in place: packed again
+        assert packs.get("w", x, weight) is not packed
+    assert len(pickle.loads(pickle.dumps(packs))) == 0
+    assert len(copy.deepcopy(packs)) == 0
+
+
+def _call_packed(name: str, x, w, b, other, packed):
+    function = getattr(fused, name)
+    if name in ("linear_mul", "linear_add"):
+        return function(x, w, b, other, packed)
+    return function(x, w, b, packed)
+
+
+@needs_packing
+def test_a_bf16_query_is_the_same_with_and_without_packed_weights(tiny_checkpoint: Path) -> None:
+    model = JinaClipModel.from_pretrained(tiny_checkpoint, dtype="bfloat16")
+    ids = model.pad(model.tokenize(["a short query about a pump"]))
+    with torch.inference_mode():
+        packed = model.get_text_features(ids)
+        with fused.unpacked():
+            plain = model.get_text_features(ids)
+    assert torch.equal(packed, plain)
+    assert len(model.text_model.transformer.encoder.layers[0].mlp.small_rows) == 3
+
+
+@pytest.mark.parametrize("mode", ["packed", "unpacked", "eager"])
+def test_golden_bf16_queries_in_every_mode(mode: str) -> None:
+    folder = shared_path("golden", "jina-clip-tiny")
+    expected = json.loads((folder / "expected.json").read_text())
+    model = JinaClipModel.from_pretrained(folder, dtype="bfloat16")
+    model.query_cache = QueryCache(0)
+    with contextlib.ExitStack() as stack:
+        if mode == "unpacked":
+            stack.enter_context(fused.unpacked())
+        if mode == "eager":
+            stack.enter_context(fused.disabled())
+        for case in expected["texts"]:
+            ours = model.encode_text(case["text"])  # one text: the query path
+            want = np.asarray(case["features"])
+            # bfloat16 against the float32 reference, both normalised.
+            np.testing.assert_allclose(ours, want / np.linalg.norm(want), atol=5e-3)
 
 
 # -- the allocator setting ----------------------------------------------------------------------

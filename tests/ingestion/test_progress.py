@@ -95,6 +95,8 @@ def test_the_terminal_shows_what_the_run_does_and_the_bar_moves_before_any_write
             "store",
             "--max-tokens",
             "64",
+            "--overlap-tokens",
+            "8",
             "--batch-size",
             "4",
         ],

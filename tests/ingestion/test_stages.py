@@ -44,7 +44,7 @@ def sources(tmp_path: Path, tiny_model: JinaClipModel) -> list[Prepared]:
     (tmp_path / "long.md").write_text("# Long\n\n" + long_text)
     (tmp_path / "short.md").write_text("# Short\n\nOne line about valves.")
     docgen.write_image(tmp_path / "photo.png", docgen.halves((200, 30, 30), (30, 30, 200)), "PNG")
-    chunking = Pipeline().override(chunking__max_tokens=48).chunking
+    chunking = Pipeline().override(chunking__max_tokens=48, chunking__overlap_tokens=8).chunking
     prepared = []
     for name in ("long.md", "short.md", "photo.png"):
         path = tmp_path / name
@@ -54,7 +54,9 @@ def sources(tmp_path: Path, tiny_model: JinaClipModel) -> list[Prepared]:
 
 
 def _embedder(model: JinaClipModel, events: Events, **changes: object) -> BatchEmbedder:
-    pipeline = Pipeline().override(chunking__max_tokens=48, model__batch_size=4, **changes)
+    pipeline = Pipeline().override(
+        chunking__max_tokens=48, chunking__overlap_tokens=8, model__batch_size=4, **changes
+    )
     return BatchEmbedder(LazyModel(pipeline, model), Timings(), events)
 
 

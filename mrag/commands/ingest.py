@@ -42,6 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     group = parser.add_argument_group("ingestion")
     group.add_argument("--batch-size", type=int, default=None, help="embedding batch size")
     group.add_argument("--max-tokens", type=int, default=None, help="chunk size limit in tokens")
+    group.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help='parser worker processes (a number or "auto"; default: the pipeline\'s '
+        "[limits] workers)",
+    )
     group.add_argument("--include", action="append", metavar="GLOB", help="only files matching")
     group.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching")
     group.add_argument(
@@ -114,6 +122,7 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         model__dtype=args.dtype,
         model__batch_size=args.batch_size,
         chunking__max_tokens=args.max_tokens,
+        limits__workers=args.workers,
         sources__include=tuple(args.include) if args.include else None,
         sources__exclude=tuple(args.exclude) if args.exclude else None,
         sources__passwords_file=args.passwords_file,
@@ -121,6 +130,19 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         store__url=args.qdrant_url,
         store__collection=args.collection,
     )
+
+
+def _workers(value: str) -> int | str:
+    """``--workers``: "auto" or a whole number of at least one."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f'{value!r} is neither "auto" nor a number of at least 1')
+    return number
 
 
 def _ingest(

@@ -197,6 +197,11 @@ class ParserProcess:
         return self._pending is not None
 
     @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def replies(self) -> Connection | None:
         """The connection the result arrives on (to wait on several workers at once)."""
         return self._replies

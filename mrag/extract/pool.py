@@ -4,13 +4,15 @@ Each worker is a :class:`~mrag.extract.worker.ParserProcess` with its own guard 
 cap, time budget, kill and restart), so a file that crashes or hangs its worker fails alone while
 the other workers go on. Results come back in submission order whatever finishes first: what is
 written from them (point ids, ledger) does not depend on the number of workers. At most
-``ahead`` files are parsed or waiting beyond the one the caller holds, which bounds the memory
-of parsed documents that wait for the embedder.
+``ahead`` parsed files wait in the queue to the embedder (and one more per worker in flight),
+which bounds the memory of parsed documents that wait.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -62,11 +64,16 @@ def auto_workers(memory_mb: int, files: int) -> int:
     return max(1, min(count, files))
 
 
+#: How long the feeding thread waits at most before it looks whether the pool is closing.
+_POLL_S = 0.2
+
+
 class ParserPool:
     """``size`` parser workers made by ``make``, started when first needed.
 
-    :meth:`parse` hands files out to idle workers and yields each file's outcome in the order
-    the files were given.
+    :meth:`parse` hands files out to idle workers from a thread of its own, so the workers go
+    on parsing while the caller embeds, and yields each file's outcome in the order the files
+    were given, through a queue of at most ``ahead`` parsed files.
     """
 
     def __init__(
@@ -78,19 +85,63 @@ class ParserPool:
         self.ahead = ahead if ahead is not None else 2 * size
         self._make = make
         self._workers: list[ParserProcess] = []
+        self._stop = threading.Event()
+        self._feeder: threading.Thread | None = None
 
     def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:
         """Each path's index with its parsed document or the error that failed it, in order.
 
-        Workers go on parsing the next files while the caller handles the one yielded.
+        Raises :class:`~mrag.extract.worker.WorkerError` when a worker cannot start.
         """
+        if self._feeder is not None:
+            raise RuntimeError("the pool is already parsing")
+        results: queue.Queue[tuple[int, Outcome] | BaseException] = queue.Queue(self.ahead)
+        self._stop.clear()
+        self._feeder = threading.Thread(
+            target=self._feed, args=(paths, results), name="parser-pool", daemon=True
+        )
+        self._feeder.start()
+        try:
+            for _ in range(len(paths)):
+                step = results.get()
+                if isinstance(step, BaseException):
+                    raise step
+                yield step
+        finally:
+            self._halt()
+
+    def _feed(self, paths: Sequence[Path], results: queue.Queue) -> None:
+        """The feeding thread: keep the workers busy, queue the outcomes in order."""
         run = _Round(self, paths)
-        for index in range(len(paths)):
-            run.fill(index)
-            while index not in run.done:
-                run.collect()
+        try:
+            for index in range(len(paths)):
                 run.fill(index)
-            yield index, run.done.pop(index)
+                while index not in run.done:
+                    if self._stop.is_set():
+                        return
+                    run.collect()
+                    run.fill(index)
+                if not self._put(results, (index, run.done.pop(index))):
+                    return
+        except BaseException as exc:  # handed to the caller, which raises it
+            self._put(results, exc)
+
+    def _put(self, results: queue.Queue, item: object) -> bool:
+        """Queue ``item`` once there is room; False when the pool closes first."""
+        while not self._stop.is_set():
+            try:
+                results.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _halt(self) -> None:
+        """Stop the feeding thread (it checks at least every :data:`_POLL_S` seconds)."""
+        feeder, self._feeder = self._feeder, None
+        self._stop.set()
+        if feeder is not None:
+            feeder.join()
 
     def idle_worker(self, running: dict[ParserProcess, int]) -> ParserProcess | None:
         """A worker with nothing in flight, started if the pool is not full yet."""
@@ -103,7 +154,8 @@ class ParserPool:
         return None
 
     def close(self) -> None:
-        """Stop every worker (killing those with a file in flight)."""
+        """Stop the feeding thread and every worker (killing those with a file in flight)."""
+        self._halt()
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
@@ -126,8 +178,8 @@ class _Round:
         self.next = 0
 
     def fill(self, wanted: int) -> None:
-        """Hand files to idle workers while fewer than ``ahead`` wait beyond ``wanted``."""
-        while self.next < len(self.paths) and self.next - wanted <= self.pool.ahead:
+        """Hand files to idle workers while at most one per worker waits beyond ``wanted``."""
+        while self.next < len(self.paths) and self.next - wanted <= self.pool.size:
             worker = self.pool.idle_worker(self.running)
             if worker is None:
                 return
@@ -136,8 +188,9 @@ class _Round:
             self.next += 1
 
     def collect(self) -> None:
-        """Wait until a worker has a result or runs out of time, and take what is there."""
-        timeout = max(0.0, min(worker.seconds_left() for worker in self.running))
+        """Wait until a worker has a result or runs out of time (or a moment has passed), and
+        take what is there."""
+        timeout = max(0.0, min(_POLL_S, *(worker.seconds_left() for worker in self.running)))
         connections = [w.replies for w in self.running if w.replies is not None]
         ready = set(wait(connections, timeout)) if connections else set()
         for worker in list(self.running):

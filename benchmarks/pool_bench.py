@@ -8,7 +8,9 @@ parsing. Each setting ingests the same files into a fresh embedded store; the ru
 of each is kept. The stores must be identical: the same point ids, payloads and vectors, and the
 same ledger (``ingested_at`` aside).
 
-Run: ``python -m benchmarks.pool_bench [--rounds 2] [--max-pages 40] [--out FILE]``.
+Run: ``python -m benchmarks.pool_bench [--rounds 2] [--max-pages 40] [--out FILE]``; with
+``--checkpoint ~/.cache/mrag-bench/full --dtype auto --limit 12`` the same comparison with the
+full-size model, where the model and not parsing is the bottleneck.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ def corpus_pdfs(corpus: Path, max_pages: int) -> list[Path]:
     return chosen
 
 
-def ingest_with(files: list[Path], checkpoint: Path, workers: int | str, folder: Path) -> dict:
+def ingest_with(
+    files: list[Path], checkpoint: Path, workers: int | str, folder: Path, dtype: str = "float32"
+) -> dict:
     """One ingestion of ``files`` into a fresh store at ``folder``; its wall time and report."""
     from mrag.extract.pool import auto_workers
     from mrag.ingestion.pipeline import Pipeline
@@ -45,7 +49,7 @@ def ingest_with(files: list[Path], checkpoint: Path, workers: int | str, folder:
     from mrag.model import JinaClipModel
     from mrag.store import Store, StoreSettings
 
-    model = JinaClipModel.from_pretrained(checkpoint, dtype="float32")
+    model = JinaClipModel.from_pretrained(checkpoint, dtype=dtype)
     pipeline = Pipeline().override(model__name=str(checkpoint), limits__workers=workers)
     store = Store.open(StoreSettings(path=str(folder), collection="bench"))
     load = load_average()
@@ -102,19 +106,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-pages", type=int, default=40, help="longest PDF taken")
     parser.add_argument("--corpus", default=str(REPO_ROOT.parent / "shared" / "corpus"))
     parser.add_argument("--checkpoint", default="/work/tiny", help="the tiny checkpoint")
+    parser.add_argument("--dtype", default="float32", help="the model's dtype (auto, float32)")
+    parser.add_argument("--limit", type=int, default=None, help="take only the first N files")
     parser.add_argument("--out", default="pool_bench.json", help="where the JSON goes")
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
     if not (corpus / "pdf" / "INDEX.csv").is_file():
         print(f"skipped: no corpus at {corpus}")
         return {"status": "skipped"}
-    files = corpus_pdfs(corpus, args.max_pages)
+    files = corpus_pdfs(corpus, args.max_pages)[: args.limit]
     runs: dict[str, list[dict]] = {"1": [], "auto": []}
     with tempfile.TemporaryDirectory(prefix="mrag-bench-pool-") as tmp:
         for round_ in range(args.rounds):
             for workers in (1, "auto"):
                 folder = Path(tmp) / f"{workers}-{round_}"
-                result = ingest_with(files, Path(args.checkpoint), workers, folder)
+                result = ingest_with(files, Path(args.checkpoint), workers, folder, args.dtype)
                 print(
                     f"  workers={workers} ({result['processes']} processes): "
                     f"{result['wall_s']:.1f} s, {result['pages']} pages, "
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
         "files": len(files),
         "max_pages": args.max_pages,
         "cores": len(os.sched_getaffinity(0)),
+        "checkpoint": args.checkpoint,
+        "dtype": args.dtype,
         "identical_store": identical,
         "auto_over_one": round(ratio, 3),
         "best": best,

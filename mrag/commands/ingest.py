@@ -48,6 +48,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="tokens a chunk repeats from the one before (below --max-tokens)",
     )
+    group.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help='parser worker processes (a number or "auto"; default: the pipeline\'s '
+        "[limits] workers)",
+    )
     group.add_argument("--include", action="append", metavar="GLOB", help="only files matching")
     group.add_argument("--exclude", action="append", metavar="GLOB", help="skip files matching")
     group.add_argument(
@@ -121,6 +129,7 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         model__batch_size=args.batch_size,
         chunking__max_tokens=args.max_tokens,
         chunking__overlap_tokens=args.overlap_tokens,
+        limits__workers=args.workers,
         sources__include=tuple(args.include) if args.include else None,
         sources__exclude=tuple(args.exclude) if args.exclude else None,
         sources__passwords_file=args.passwords_file,
@@ -128,6 +137,19 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         store__url=args.qdrant_url,
         store__collection=args.collection,
     )
+
+
+def _workers(value: str) -> int | str:
+    """``--workers``: "auto" or a whole number of at least one."""
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f'{value!r} is neither "auto" nor a number of at least 1')
+    return number
 
 
 def _ingest(

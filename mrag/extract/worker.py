@@ -191,6 +191,27 @@ class ParserProcess:
             self._start().send(job)
         self._pending = (path, time.monotonic())
 
+    @property
+    def busy(self) -> bool:
+        """Whether a file was submitted and its result not yet taken."""
+        return self._pending is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def replies(self) -> Connection | None:
+        """The connection the result arrives on (to wait on several workers at once)."""
+        return self._replies
+
+    def seconds_left(self) -> float:
+        """How long the file in flight may still take before :meth:`result` kills the worker."""
+        if self._pending is None:
+            return float("inf")
+        return self.kill_after_s - (time.monotonic() - self._pending[1])
+
     def result(self) -> tuple[ParsedDocument, float]:
         """The parsed document of the submitted file and the seconds parsing took.
 

@@ -7,7 +7,7 @@ full::
     [sources]   include, exclude, passwords_file
     [chunking]  max_tokens, overlap_tokens
     [images]    min_side, max_aspect, max_per_document
-    [limits]    max_pages, max_pixels, time_budget_s, memory_mb
+    [limits]    max_pages, max_pixels, time_budget_s, memory_mb, workers
     [ocr]       enabled, languages, dpi, page_timeout_s, tesseract
     [model]     name, revision, device, dtype, batch_size
     [store]     path, url, collection
@@ -78,6 +78,8 @@ class LimitsSection:
     max_pixels: int = 8192 * 8192
     time_budget_s: float = 300.0
     memory_mb: int = 8192
+    #: Parser worker processes: a number, or "auto" (one per usable core, as memory allows).
+    workers: int | str = "auto"
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ class Pipeline:
             (self.limits.max_pixels >= 1, "limits.max_pixels must be at least 1"),
             (self.limits.time_budget_s > 0, "limits.time_budget_s must be positive"),
             (self.limits.memory_mb >= 256, "limits.memory_mb must be at least 256"),
+            (_valid_workers(self.limits.workers), 'limits.workers must be "auto" or at least 1'),
             (
                 self.ocr.enabled == "auto" or isinstance(self.ocr.enabled, bool),
                 'ocr.enabled must be "auto", true or false',
@@ -259,6 +262,9 @@ def _section_from(kind: type, content: dict[str, Any], where: str) -> Any:
         if kind is OcrSection and key == "enabled":
             if not (value == "auto" or isinstance(value, bool)):
                 raise PipelineError(f'{where}: enabled must be "auto", true or false')
+        elif kind is LimitsSection and key == "workers":
+            if not _valid_workers(value):
+                raise PipelineError(f'{where}: workers must be "auto" or an integer of at least 1')
         elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PipelineError(f"{where}: {key} must be a list of strings")
@@ -277,3 +283,10 @@ def _section_from(kind: type, content: dict[str, Any], where: str) -> Any:
             value = float(value)
         values[key] = value
     return kind(**values)
+
+
+def _valid_workers(value: Any) -> bool:
+    """``limits.workers``: "auto" or a whole number of at least one."""
+    if value == "auto":
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

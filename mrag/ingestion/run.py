@@ -6,7 +6,8 @@
 1. hash it; if the store already finished a source with that hash, and the extraction that read
    it would read it the same way today (:mod:`mrag.ingestion.signature`), it is *unchanged* and
    skipped before anything is parsed or embedded;
-2. parse it in the worker process (:mod:`mrag.extract.worker`), which bounds its time and memory;
+2. parse it in one of the parser worker processes (:mod:`mrag.extract.pool`), each of which
+   bounds its file's time and memory; parsed files come back in the order they were listed;
 3. cut its text into chunks with the model's own tokenizer;
 4. embed chunks and images, batched across files and sorted by length so little is padding;
 5. as soon as a source's vectors are all there, replace its points in the store and record it as
@@ -49,7 +50,7 @@ from mrag.ingestion.stages import (
     embed_each,
     model_record,
     parse_each,
-    parser_process,
+    parser_pool,
     prepare,
 )
 from mrag.ingestion.timing import Stopwatch, Timings
@@ -206,16 +207,16 @@ def run(
 
 
 def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> None:
-    """Parse, chunk, embed and write the files in this process (with the parser worker).
+    """Parse, chunk, embed and write the files in this process (with the parser workers).
 
     Sources are gathered until enough text or images wait for one shared embedding pass; each
     is written as soon as its own vectors are ready.
     """
     embedder = BatchEmbedder(state.model, state.timings, state.events)
     pending: list[Prepared] = []
-    with parser_process(state.pipeline, passwords) as parser:
+    with parser_pool(state.pipeline, passwords, len(todo)) as parsers:
         state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''}")
-        for item, parsed in parse_each(parser, todo, state.timings):
+        for item, parsed in parse_each(parsers, todo, state.timings):
             if isinstance(parsed, ExtractionError):
                 state.fail(item, parsed)
                 continue

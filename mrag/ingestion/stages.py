@@ -1,6 +1,6 @@
 """The stages of an ingestion run, each one job, shared by the local run and the Ray run.
 
-plan (:class:`Planner`: hash, compare with the ledger) → parse (:func:`parser_process`,
+plan (:class:`Planner`: hash, compare with the ledger) → parse (:func:`parser_pool`,
 :func:`parse_each`) → prepare (:func:`prepare`: chunks) → embed (:class:`BatchEmbedder`,
 :func:`embed_each`) → build points (:func:`build_points`) → write (:class:`Writer`).
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.pool import ParserPool, auto_workers
 from mrag.extract.worker import ParserProcess
 from mrag.ingestion.chunking import Chunk, chunk_document
 from mrag.ingestion.events import Events
@@ -262,29 +263,36 @@ def parser_process(pipeline: Pipeline, passwords: Sequence[str]) -> ParserProces
     )
 
 
-def parse_each(
-    parser: ParserProcess, todo: Sequence[Todo], timings: Timings
-) -> Iterator[tuple[Todo, ParsedDocument | ExtractionError]]:
-    """Each source with its parsed document, or the error that failed it.
+def parser_pool(pipeline: Pipeline, passwords: Sequence[str], files: int) -> ParserPool:
+    """The run's parser workers: ``limits.workers`` of them (``"auto"``: sized from the cores
+    and memory, see :func:`~mrag.extract.pool.auto_workers`), each with the guard rails of
+    :func:`parser_process`."""
+    workers = pipeline.limits.workers
+    if workers == "auto":
+        size = auto_workers(pipeline.limits.memory_mb, files)
+    else:
+        size = max(1, min(int(workers), files))
+    return ParserPool(size, lambda: parser_process(pipeline, passwords))
 
-    The worker parses the next file while the caller chunks and embeds this one.
+
+def parse_each(
+    parsers: ParserPool, todo: Sequence[Todo], timings: Timings
+) -> Iterator[tuple[Todo, ParsedDocument | ExtractionError]]:
+    """Each source with its parsed document, or the error that failed it, in ``todo``'s order.
+
+    The workers parse the next files while the caller chunks and embeds this one.
     """
-    if not todo:
-        return
-    parser.submit(todo[0].file.path)
-    for index, item in enumerate(todo):
-        parsed: ParsedDocument | ExtractionError
+    outcomes = parsers.parse([item.file.path for item in todo])
+    while True:
         with timings.measure("parse_wait"):
-            try:
-                parsed, _ = parser.result()
-            except ExtractionError as exc:
-                parsed = exc
-        if index + 1 < len(todo):
-            parser.submit(todo[index + 1].file.path)
+            step = next(outcomes, None)
+        if step is None:
+            return
+        index, parsed = step
         if isinstance(parsed, ParsedDocument):
             for stage, seconds in parsed.timings.items():
                 timings[f"parse_{stage}"] += seconds
-        yield item, parsed
+        yield todo[index], parsed
 
 
 # -- prepare -------------------------------------------------------------------------------------

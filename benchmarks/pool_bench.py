@@ -1,0 +1,169 @@
+"""Parsing on every core: a parse-bound ingestion with ``[limits] workers = "auto"`` against one
+parser worker, and the two stores compared.
+
+The documents are the readable PDFs of the corpus beside the project (``../shared/corpus/pdf``)
+up to a page limit each; the model is the tiny random checkpoint, so nearly all of the time is
+parsing. Each setting ingests the same files into a fresh embedded store; the runs alternate
+(1, auto, 1, auto, ...) so that load from other processes falls on both, and the best wall time
+of each is kept. The stores must be identical: the same point ids, payloads and vectors, and the
+same ledger (``ingested_at`` aside).
+
+Run: ``python -m benchmarks.pool_bench [--rounds 2] [--max-pages 40] [--out FILE]``; with
+``--checkpoint ~/.cache/mrag-bench/full --dtype auto --limit 12`` the same comparison with the
+full-size model, where the model and not parsing is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import REPO_ROOT, load_average
+
+
+def corpus_pdfs(corpus: Path, max_pages: int) -> list[Path]:
+    """The corpus PDFs that open, with at most ``max_pages`` pages, in path order."""
+    with open(corpus / "pdf" / "INDEX.csv", encoding="utf-8") as index:
+        rows = [row for row in csv.DictReader(index) if row["status"] == "ok"]
+    chosen = []
+    for row in sorted(rows, key=lambda row: row["path"]):
+        path = corpus / row["path"]
+        if 0 < int(row["pages"] or 0) <= max_pages and path.is_file():
+            chosen.append(path)
+    return chosen
+
+
+def ingest_with(
+    files: list[Path], checkpoint: Path, workers: int | str, folder: Path, dtype: str = "float32"
+) -> dict:
+    """One ingestion of ``files`` into a fresh store at ``folder``; its wall time and report."""
+    from mrag.extract.pool import auto_workers
+    from mrag.ingestion.pipeline import Pipeline
+    from mrag.ingestion.run import ingest
+    from mrag.model import JinaClipModel
+    from mrag.store import Store, StoreSettings
+
+    model = JinaClipModel.from_pretrained(checkpoint, dtype=dtype)
+    pipeline = Pipeline().override(model__name=str(checkpoint), limits__workers=workers)
+    store = Store.open(StoreSettings(path=str(folder), collection="bench"))
+    load = load_average()
+    try:
+        start = time.perf_counter()
+        report = ingest(files, pipeline=pipeline, store=store, model=model)
+        wall = time.perf_counter() - start
+        contents = _contents(store)
+    finally:
+        store.close()
+    totals = report.totals()
+    size = auto_workers(pipeline.limits.memory_mb, len(files)) if workers == "auto" else workers
+    return {
+        "workers": workers,
+        "processes": size,
+        "wall_s": round(wall, 3),
+        "pages": totals["pages"],
+        "ingested": totals["ingested"],
+        "failed": totals["failed"],
+        "points": len(contents["points"]),
+        "pages_per_s": round(totals["pages"] / wall, 3),
+        "load_average_before": load,
+        "timings_s": {key: round(value, 3) for key, value in sorted(report.timings.items())},
+        "contents": contents,
+    }
+
+
+def _contents(store: Any) -> dict:
+    """Points (id -> payload and vector bytes) and ledger records without their timestamps."""
+    points = {
+        found.id: (
+            json.dumps(found.payload, sort_keys=True),
+            [bytes(memoryview(v).cast("B")) for v in _vectors(found.vectors)],
+        )
+        for found in store.iter_points(with_vectors=True)
+    }
+    ledger = {}
+    for record in store.sources():
+        fields = dict(vars(record))
+        fields.pop("ingested_at", None)
+        ledger[record.source] = json.dumps(fields, sort_keys=True, default=str)
+    return {"points": points, "ledger": ledger}
+
+
+def _vectors(vectors: Any) -> list[Any]:
+    import numpy as np
+
+    return [np.asarray(vectors[name], dtype=np.float32) for name in sorted(vectors)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each setting, alternating")
+    parser.add_argument("--max-pages", type=int, default=40, help="longest PDF taken")
+    parser.add_argument("--corpus", default=str(REPO_ROOT.parent / "shared" / "corpus"))
+    parser.add_argument("--checkpoint", default="/work/tiny", help="the tiny checkpoint")
+    parser.add_argument("--dtype", default="float32", help="the model's dtype (auto, float32)")
+    parser.add_argument("--limit", type=int, default=None, help="take only the first N files")
+    parser.add_argument("--out", default="pool_bench.json", help="where the JSON goes")
+    args = parser.parse_args(argv)
+    corpus = Path(args.corpus)
+    if not (corpus / "pdf" / "INDEX.csv").is_file():
+        print(f"skipped: no corpus at {corpus}")
+        return {"status": "skipped"}
+    files = corpus_pdfs(corpus, args.max_pages)[: args.limit]
+    runs: dict[str, list[dict]] = {"1": [], "auto": []}
+    with tempfile.TemporaryDirectory(prefix="mrag-bench-pool-") as tmp:
+        for round_ in range(args.rounds):
+            for workers in (1, "auto"):
+                folder = Path(tmp) / f"{workers}-{round_}"
+                result = ingest_with(files, Path(args.checkpoint), workers, folder, args.dtype)
+                print(
+                    f"  workers={workers} ({result['processes']} processes): "
+                    f"{result['wall_s']:.1f} s, {result['pages']} pages, "
+                    f"{result['points']} points, load {result['load_average_before']}",
+                    flush=True,
+                )
+                runs[str(workers)].append(result)
+    reference = runs["1"][0]["contents"]
+    identical = all(run.pop("contents") == reference for group in runs.values() for run in group)
+    best = {key: min(group, key=lambda run: run["wall_s"]) for key, group in runs.items()}
+    ratio = best["1"]["wall_s"] / best["auto"]["wall_s"]
+    result = {
+        "status": "ok",
+        "files": len(files),
+        "max_pages": args.max_pages,
+        "cores": len(os.sched_getaffinity(0)),
+        "checkpoint": args.checkpoint,
+        "dtype": args.dtype,
+        "identical_store": identical,
+        "auto_over_one": round(ratio, 3),
+        "best": best,
+        "runs": runs,
+    }
+    _print_table(result)
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"  JSON written to {args.out}")
+    return result
+
+
+def _print_table(result: dict) -> None:
+    print(f"\n{result['files']} PDFs, {result['cores']} cores")
+    print("| workers | processes | best wall (s) | pages/s | ingested | failed | points |")
+    print("|---|---|---|---|---|---|---|")
+    for key, run in result["best"].items():
+        print(
+            f"| {key} | {run['processes']} | {run['wall_s']:.1f} | {run['pages_per_s']:.2f} "
+            f"| {run['ingested']} | {run['failed']} | {run['points']} |"
+        )
+    print(
+        f"\nauto over 1: {result['auto_over_one']:.2f}x; "
+        f"identical store: {result['identical_store']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Several parser workers at once, results handed back in the order the files were given.
+
+Each worker is a :class:`~mrag.extract.worker.ParserProcess` with its own guard rails (memory
+cap, time budget, kill and restart), so a file that crashes or hangs its worker fails alone while
+the other workers go on. Results come back in submission order whatever finishes first: what is
+written from them (point ids, ledger) does not depend on the number of workers. At most
+``ahead`` parsed files wait in the queue to the embedder (and one more per worker in flight),
+which bounds the memory of parsed documents that wait.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.worker import ParserProcess
+
+#: Memory planned per worker for ``workers = "auto"``. The worker's cap (``limits.memory_mb``)
+#: bounds its address space, which runs far above what it keeps resident (PDFium and the
+#: interpreter map more than they touch), so the plan uses this figure when it is the smaller.
+PLANNED_WORKER_MB = 2048
+
+#: One parsed file, or the error that failed it.
+Outcome = ParsedDocument | ExtractionError
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return os.cpu_count() or 1
+
+
+def available_memory_mb() -> int | None:
+    """Memory the system can hand out without swapping (``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES")
+        return pages * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+    except (AttributeError, OSError, ValueError):  # pragma: no cover
+        return None
+
+
+def auto_workers(memory_mb: int, files: int) -> int:
+    """How many workers ``workers = "auto"`` starts: one per usable core, no more than the
+    memory available allows at :data:`PLANNED_WORKER_MB` (or the cap, if smaller) each, and no
+    more than there are files."""
+    count = usable_cores()
+    available = available_memory_mb()
+    if available is not None:
+        count = min(count, available // min(memory_mb, PLANNED_WORKER_MB))
+    return max(1, min(count, files))
+
+
+#: How long the feeding thread waits at most before it looks whether the pool is closing.
+_POLL_S = 0.2
+
+
+class ParserPool:
+    """``size`` parser workers made by ``make``, started when first needed.
+
+    :meth:`parse` hands files out to idle workers from a thread of its own, so the workers go
+    on parsing while the caller embeds, and yields each file's outcome in the order the files
+    were given, through a queue of at most ``ahead`` parsed files.
+    """
+
+    def __init__(
+        self, size: int, make: Callable[[], ParserProcess], *, ahead: int | None = None
+    ) -> None:
+        if size < 1:
+            raise ValueError("a parser pool needs at least one worker")
+        self.size = size
+        self.ahead = ahead if ahead is not None else 2 * size
+        self._make = make
+        self._workers: list[ParserProcess] = []
+        self._stop = threading.Event()
+        self._feeder: threading.Thread | None = None
+
+    def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:
+        """Each path's index with its parsed document or the error that failed it, in order.
+
+        Raises :class:`~mrag.extract.worker.WorkerError` when a worker cannot start.
+        """
+        if self._feeder is not None:
+            raise RuntimeError("the pool is already parsing")
+        results: queue.Queue[tuple[int, Outcome] | BaseException] = queue.Queue(self.ahead)
+        self._stop.clear()
+        self._feeder = threading.Thread(
+            target=self._feed, args=(paths, results), name="parser-pool", daemon=True
+        )
+        self._feeder.start()
+        try:
+            for _ in range(len(paths)):
+                step = results.get()
+                if isinstance(step, BaseException):
+                    raise step
+                yield step
+        finally:
+            self._halt()
+
+    def _feed(self, paths: Sequence[Path], results: queue.Queue) -> None:
+        """The feeding thread: keep the workers busy, queue the outcomes in order."""
+        run = _Round(self, paths)
+        try:
+            for index in range(len(paths)):
+                run.fill(index)
+                while index not in run.done:
+                    if self._stop.is_set():
+                        return
+                    run.collect()
+                    run.fill(index)
+                if not self._put(results, (index, run.done.pop(index))):
+                    return
+        except BaseException as exc:  # handed to the caller, which raises it
+            self._put(results, exc)
+
+    def _put(self, results: queue.Queue, item: object) -> bool:
+        """Queue ``item`` once there is room; False when the pool closes first."""
+        while not self._stop.is_set():
+            try:
+                results.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _halt(self) -> None:
+        """Stop the feeding thread (it checks at least every :data:`_POLL_S` seconds)."""
+        feeder, self._feeder = self._feeder, None
+        self._stop.set()
+        if feeder is not None:
+            feeder.join()
+
+    def idle_worker(self, running: dict[ParserProcess, int]) -> ParserProcess | None:
+        """A worker with nothing in flight, started if the pool is not full yet."""
+        for worker in self._workers:
+            if worker not in running:
+                return worker
+        if len(self._workers) < self.size:
+            self._workers.append(self._make())
+            return self._workers[-1]
+        return None
+
+    def close(self) -> None:
+        """Stop the feeding thread and every worker (killing those with a file in flight)."""
+        self._halt()
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Round:
+    """The bookkeeping of one :meth:`ParserPool.parse`: what runs where, what is done."""
+
+    def __init__(self, pool: ParserPool, paths: Sequence[Path]) -> None:
+        self.pool = pool
+        self.paths = paths
+        self.running: dict[ParserProcess, int] = {}
+        self.done: dict[int, Outcome] = {}
+        self.next = 0
+
+    def fill(self, wanted: int) -> None:
+        """Hand files to idle workers while at most one per worker waits beyond ``wanted``."""
+        while self.next < len(self.paths) and self.next - wanted <= self.pool.size:
+            worker = self.pool.idle_worker(self.running)
+            if worker is None:
+                return
+            worker.submit(self.paths[self.next])
+            self.running[worker] = self.next
+            self.next += 1
+
+    def collect(self) -> None:
+        """Wait until a worker has a result or runs out of time (or a moment has passed), and
+        take what is there."""
+        timeout = max(0.0, min(_POLL_S, *(worker.seconds_left() for worker in self.running)))
+        connections = [w.replies for w in self.running if w.replies is not None]
+        ready = set(wait(connections, timeout)) if connections else set()
+        for worker in list(self.running):
+            if worker.replies in ready or worker.seconds_left() <= 0:
+                index = self.running.pop(worker)
+                try:
+                    self.done[index] = worker.result()[0]
+                except ExtractionError as exc:
+                    self.done[index] = exc

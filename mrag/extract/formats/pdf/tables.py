@@ -20,6 +20,7 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
@@ -124,29 +125,6 @@ def _touch(a: Box, b: Box) -> bool:
     )
 
 
-def _groups(boxes: list[Box]) -> list[list[Box]]:
-    """Connected groups of touching rules (union-find over a sweep by left edge)."""
-    order = sorted(range(len(boxes)), key=lambda i: boxes[i][0])
-    parent = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for position, i in enumerate(order):
-        for j in order[position + 1 :]:
-            if boxes[j][0] > boxes[i][2] + _JOIN:
-                break
-            if _touch(boxes[i], boxes[j]):
-                parent[root(i)] = root(j)
-    found: dict[int, list[Box]] = {}
-    for i, box in enumerate(boxes):
-        found.setdefault(root(i), []).append(box)
-    return list(found.values())
-
-
 def _union(boxes: Sequence[Box]) -> Box:
     return (
         min(b[0] for b in boxes),
@@ -209,7 +187,7 @@ def _phrases(words: list[_Word]) -> list[_Word]:
 def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
     """(box, horizontal rules, vertical rules) of each ruled area that may be a table."""
     regions: list[tuple[Box, list[Box], list[Box]]] = []
-    for group in _groups(rules.horizontal + rules.vertical):
+    for group in connected_groups(rules.horizontal + rules.vertical, _touch, _JOIN):
         horizontal = [b for b in group if b[3] - b[1] <= _RULE + 0.01 and b[2] - b[0] > _RULE]
         long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
         if len(long) >= 2:

@@ -28,6 +28,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from mrag.extract.figures import Caption, find_captions
+from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.hygiene import clean_text
 
@@ -477,30 +478,15 @@ def _ruled(element: _Element) -> bool:
     return element.plain
 
 
+#: How far apart (in points) two cells may be and still touch.
+_TOUCH_MARGIN = 1.5
+
+
 def _touching(a: Box, b: Box) -> bool:
     """Boxes that share an edge (or overlap a little) without one holding the other."""
-    if not (_overlap_x(a, b, 1.5) and _overlap_y(a, b, 1.5)):
+    if not (_overlap_x(a, b, _TOUCH_MARGIN) and _overlap_y(a, b, _TOUCH_MARGIN)):
         return False
     return _area(_intersection(a, b)) < 0.2 * min(_area(a), _area(b))
-
-
-def _components(boxes: list[Box]) -> list[list[Box]]:
-    parent = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, a in enumerate(boxes):
-        for j in range(i + 1, len(boxes)):
-            if _touching(a, boxes[j]):
-                parent[root(i)] = root(j)
-    groups: dict[int, list[Box]] = {}
-    for i, box in enumerate(boxes):
-        groups.setdefault(root(i), []).append(box)
-    return list(groups.values())
 
 
 def _find_tables(elements: list[_Element]) -> list[Box]:
@@ -517,7 +503,7 @@ def _find_tables(elements: list[_Element]) -> list[Box]:
         and _is_unfilled(e.obj)
         and any(_inside(t.box, e.box) for t in texts)
     ][:_SHAPE_CHECKS]
-    for group in _components(cells):
+    for group in connected_groups(cells, _touching, _TOUCH_MARGIN):
         if len(group) >= 4:
             box = group[0]
             for other in group[1:]:

@@ -12,7 +12,9 @@ model takes RGB input anyway.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +119,24 @@ class ExtractionLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images_per_document: int = 500
     time_budget_s: float = 300.0
+
+    def pages(
+        self, path: Path, page_count: int, started: float, problems: list[str]
+    ) -> Iterator[int]:
+        """The indices of the pages to read: at most ``max_pages`` (saying so in ``problems``),
+        and :class:`ExtractionError` once the time budget counted from ``started`` is spent."""
+        if page_count > self.max_pages:
+            problems.append(
+                f"document has {page_count} pages; only the first {self.max_pages} were read "
+                "(max_pages)"
+            )
+        for index in range(min(page_count, self.max_pages)):
+            if time.monotonic() - started > self.time_budget_s:
+                raise ExtractionError(
+                    f"{path}: time budget of {self.time_budget_s:g}s exceeded after {index} of "
+                    f"{page_count} pages"
+                )
+            yield index
 
 
 def read_source(path: Path) -> bytes:

@@ -8,7 +8,6 @@ decoding, so a decompression bomb is refused unread.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,18 +124,8 @@ def read_pages(
     """Text and pictures of every page (up to ``limits.max_pages``)."""
     result = Extraction()
     page_count = len(document)
-    if page_count > limits.max_pages:
-        problems.append(
-            f"document has {page_count} pages; only the first {limits.max_pages} were read "
-            "(max_pages)"
-        )
     attempted = 0
-    for index in range(min(page_count, limits.max_pages)):
-        if time.monotonic() - started > limits.time_budget_s:
-            raise ExtractionError(
-                f"{path}: time budget of {limits.time_budget_s:g}s exceeded after {index} of "
-                f"{page_count} pages"
-            )
+    for index in limits.pages(path, page_count, started, problems):
         number = index + 1
         try:
             page = document[index]

@@ -393,17 +393,7 @@ def _read_pages(
 ) -> Extraction:
     extraction = Extraction()
     pictures = _PictureReader(path, limits, started, problems, extraction)
-    if page_count > limits.max_pages:
-        problems.append(
-            f"document has {page_count} pages; only the first {limits.max_pages} were read "
-            "(max_pages)"
-        )
-    for index in range(min(page_count, limits.max_pages)):
-        if time.monotonic() - started > limits.time_budget_s:
-            raise ExtractionError(
-                f"{path}: time budget of {limits.time_budget_s:g}s exceeded after {index} of "
-                f"{page_count} pages"
-            )
+    for index in limits.pages(path, page_count, started, problems):
         number = index + 1
         try:
             page = reader.pages[index]

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO_ROOT, load_average
+from .common import REPO_ROOT, Settings, load_average
 
 
 def corpus_pdfs(corpus: Path, max_pages: int) -> list[Path]:
@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each setting, alternating")
     parser.add_argument("--max-pages", type=int, default=40, help="longest PDF taken")
     parser.add_argument("--corpus", default=str(REPO_ROOT.parent / "shared" / "corpus"))
-    parser.add_argument("--checkpoint", default="/work/tiny", help="the tiny checkpoint")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint folder (default: a tiny random one, written once into the cache)",
+    )
     parser.add_argument("--dtype", default="float32", help="the model's dtype (auto, float32)")
     parser.add_argument("--limit", type=int, default=None, help="take only the first N files")
     parser.add_argument("--out", default="pool_bench.json", help="where the JSON goes")
@@ -115,12 +119,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"skipped: no corpus at {corpus}")
         return {"status": "skipped"}
     files = corpus_pdfs(corpus, args.max_pages)[: args.limit]
+    given = Path(args.checkpoint) if args.checkpoint else None
+    checkpoint = Settings(preset="tiny", checkpoint=given).checkpoint_folder()
     runs: dict[str, list[dict]] = {"1": [], "auto": []}
     with tempfile.TemporaryDirectory(prefix="mrag-bench-pool-") as tmp:
         for round_ in range(args.rounds):
             for workers in (1, "auto"):
                 folder = Path(tmp) / f"{workers}-{round_}"
-                result = ingest_with(files, Path(args.checkpoint), workers, folder, args.dtype)
+                result = ingest_with(files, checkpoint, workers, folder, args.dtype)
                 print(
                     f"  workers={workers} ({result['processes']} processes): "
                     f"{result['wall_s']:.1f} s, {result['pages']} pages, "
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         "files": len(files),
         "max_pages": args.max_pages,
         "cores": len(os.sched_getaffinity(0)),
-        "checkpoint": args.checkpoint,
+        "checkpoint": str(checkpoint),
         "dtype": args.dtype,
         "identical_store": identical,
         "auto_over_one": round(ratio, 3),

@@ -5,7 +5,7 @@ Run ``python -m benchmarks --help``. Sections:
 - ``ceiling``: measured GEMM throughput (float32, bfloat16) at the model's own matrix shapes;
 - ``model``: images/s and tokens/s of both towers, achieved GFLOP/s and the ratio to the ceiling;
 - ``peer``: the same towers exported to ONNX and run by onnxruntime (float32 and dynamic int8);
-- ``ingestion``: ``mrag.ingestion.run`` end to end on a PDF set, time split by phase, padding waste;
+- ``ingestion``: ``mrag.ingest`` end to end on a PDF set, time split by phase, padding waste;
 - ``query``: end-to-end query latency (embedding + hybrid search) on embedded stores of growing
   size;
 - ``store``: the store alone, Qdrant Edge beside qdrant-client's local mode: fill, disk, memory,

@@ -1,4 +1,4 @@
-"""Ingestion end to end: ``mrag.ingestion.run`` on a PDF set, time split by phase.
+"""Ingestion end to end: :func:`mrag.ingest` on a PDF set, time split by phase.
 
 The documents are real PDFs from the corpus beside the project (``../shared/corpus/pdf``) when it
 is there, a deterministic sample under a page budget; otherwise generated PDFs (text pages with

@@ -393,7 +393,7 @@ def _peer(peer: dict[str, Any]) -> list[str]:
 def _ingestion(ingestion: dict[str, Any]) -> list[str]:
     """End-to-end ingestion rates, phases and failures."""
     lines: list[str] = []
-    lines += ["### Ingestion (mrag.ingestion.run end to end, default dtype and float32)", ""]
+    lines += ["### Ingestion (mrag.ingest end to end, default dtype and float32)", ""]
     if _ok(ingestion):
         runs = [ingestion, *([ingestion["float32"]] if "float32" in ingestion else [])]
         rows = [

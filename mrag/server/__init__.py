@@ -8,7 +8,7 @@ run as :mod:`~mrag.server.jobs` on the one :mod:`~mrag.server.shared` store), th
 :mod:`~mrag.server.middleware` checks the API key and body sizes, :mod:`~mrag.server.errors`
 shapes every error as OpenAI does, :mod:`~mrag.server.batching` gathers concurrent requests into
 model batches, :mod:`~mrag.server.limits` and :mod:`~mrag.server.uploads` hold the limits and
-:mod:`~mrag.server.urls` the SSRF-guarded image download.
+image URLs are fetched through the one SSRF-guarded fetcher, :mod:`mrag.images.urls`.
 """
 
 from mrag.server.limits import APIError, ServerLimits

@@ -20,10 +20,10 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from mrag.images import ImageError, decode_image_bytes, to_rgb
+from mrag.images.urls import URLError, fetch_public_url
 from mrag.model import JinaClipModel
 from mrag.model.processing import center_crop, resize_shortest_side
 from mrag.server.limits import ServerLimits, invalid, too_large
-from mrag.server.urls import URLError, fetch_public_url
 
 _WHITESPACE = re.compile(rb"\s+")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,15}:")

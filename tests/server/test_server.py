@@ -29,11 +29,11 @@ import pytest
 from helpers import python_env, running_server
 from PIL import Image
 
+from mrag.images.urls import URLError, fetch_public_url, is_public_address
 from mrag.model import JinaClipModel
 from mrag.server.app import ServerConfig, create_app, default_model_names
 from mrag.server.batching import MicroBatcher
 from mrag.server.limits import ServerLimits
-from mrag.server.urls import URLError, fetch_public_url, is_public_address
 from mrag.store import Store, StoreSettings
 from mrag.store.payload import image_payload, make_point, text_payload
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from mrag.store import bm25
+from mrag.store import bm25, vectors
 from mrag.store.errors import OldLayoutError, StoreError, StoreInUseError
 from mrag.store.filters import Filter, HasVector, Match, Range, lower_filter
 from mrag.store.interface import Store
@@ -37,6 +37,8 @@ from mrag.store.types import (
 )
 from mrag.store.vectors import named_vectors, search_ef
 
+#: Segments smaller than this (kilobytes of vectors) are searched exactly (Qdrant's default).
+_FULL_SCAN_KB = 10_000
 #: Above this many points exact search slows past a few milliseconds: build HNSW graphs.
 OPTIMIZE_THRESHOLD = 20_000
 #: Ledger entries carry no vectors, but a shard must declare one; an unused sparse one is free.
@@ -154,7 +156,14 @@ class EdgeStore(Store):
         return self._points is not None
 
     def _create(self, dimension: int) -> None:
-        dense = edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine)
+        graph = edge.HnswIndexConfig(
+            m=vectors.HNSW_M,
+            ef_construct=vectors.HNSW_EF_CONSTRUCT,
+            full_scan_threshold=_FULL_SCAN_KB,
+        )
+        dense = edge.EdgeVectorParams(
+            size=dimension, distance=edge.Distance.Cosine, hnsw_config=graph
+        )
         config = edge.EdgeConfig(
             vectors={TEXT_VECTOR: dense, IMAGE_VECTOR: dense},
             sparse_vectors={BM25_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
@@ -225,7 +234,7 @@ class EdgeStore(Store):
     def count_points(self, filter: Filter | None = None) -> int:
         return self._shard().count(edge.CountRequest(exact=True, filter=to_filter(filter)))
 
-    def _request(self, leg: Leg) -> edge.QueryRequest:
+    def _request(self, leg: Leg, points: int) -> edge.QueryRequest:
         query = leg.query
         vector = _vector(bm25.query_vector(query) if isinstance(query, str) else list(query))
         return edge.QueryRequest(
@@ -235,13 +244,16 @@ class EdgeStore(Store):
             score_threshold=leg.score_threshold,
             with_payload=True,
             with_vector=list(leg.with_vectors) or False,
-            params=None if leg.using == BM25_VECTOR else edge.SearchParams(hnsw_ef=search_ef(leg)),
+            params=None
+            if leg.using == BM25_VECTOR
+            else edge.SearchParams(hnsw_ef=search_ef(leg, points)),
         )
 
     def search(self, legs: Sequence[Leg]) -> list[list[Found]]:
         if not legs:
             return []
-        batch = edge.QueryBatchRequest([self._request(leg) for leg in legs])
+        points = self._shard().info().points_count  # a few microseconds: read per search
+        batch = edge.QueryBatchRequest([self._request(leg, points) for leg in legs])
         return [
             [Found.from_record(point) for point in hits]
             for hits in self._shard().query_batch(batch)

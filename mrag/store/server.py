@@ -7,6 +7,7 @@ there. The ledger is a second collection, ``<collection>__sources``, of vector-l
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from mrag.store import bm25
+from mrag.store import bm25, vectors
 from mrag.store.errors import OldLayoutError, StoreError
 from mrag.store.filters import Condition, Filter, HasVector, Match, Range, lower_filter
 from mrag.store.interface import Store
@@ -33,6 +34,8 @@ from mrag.store.types import (
 )
 from mrag.store.vectors import named_vectors, search_ef
 
+#: Seconds a read of the collection's size serves the search width (see ``ServerStore._size``).
+_SIZE_TTL = 30.0
 #: As in the embedded store: selective filters need no per-value HNSW links.
 _SCHEMAS = {
     "keyword": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=False),
@@ -139,6 +142,7 @@ class ServerStore(Store):
         super().__init__(collection, where)
         self.ledger = f"{collection}__sources"
         self._exists = False
+        self._size_read: tuple[float, int] | None = None  # (when, points)
         self._check_layout()
 
     @classmethod
@@ -178,7 +182,10 @@ class ServerStore(Store):
         return self._exists
 
     def _create(self, dimension: int) -> None:
-        dense = models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+        graph = models.HnswConfigDiff(m=vectors.HNSW_M, ef_construct=vectors.HNSW_EF_CONSTRUCT)
+        dense = models.VectorParams(
+            size=dimension, distance=models.Distance.COSINE, hnsw_config=graph
+        )
         if not self.client.collection_exists(self.ledger):
             self.client.create_collection(self.ledger, vectors_config={})
         self.client.create_collection(
@@ -242,7 +249,16 @@ class ServerStore(Store):
     def count_points(self, filter: Filter | None = None) -> int:
         return self.client.count(self.collection, count_filter=to_filter(filter), exact=True).count
 
-    def _request(self, leg: Leg) -> models.QueryRequest:
+    def _size(self) -> int:
+        """The collection's point count for the search width, read again at most once every
+        :data:`_SIZE_TTL` seconds: a round trip per search would cost more than the search."""
+        now = time.monotonic()
+        if self._size_read is None or now - self._size_read[0] > _SIZE_TTL:
+            info = self.client.get_collection(self.collection)
+            self._size_read = (now, int(info.points_count or 0))
+        return self._size_read[1]
+
+    def _request(self, leg: Leg, points: int) -> models.QueryRequest:
         query = leg.query
         vector = _vector(bm25.query_vector(query) if isinstance(query, str) else list(query))
         return models.QueryRequest(
@@ -255,14 +271,15 @@ class ServerStore(Store):
             with_vector=list(leg.with_vectors) or False,
             params=None
             if leg.using == BM25_VECTOR
-            else models.SearchParams(hnsw_ef=search_ef(leg)),
+            else models.SearchParams(hnsw_ef=search_ef(leg, points)),
         )
 
     def search(self, legs: Sequence[Leg]) -> list[list[Found]]:
         if not legs:
             return []
+        points = self._size()
         responses = self.client.query_batch_points(
-            self.collection, requests=[self._request(leg) for leg in legs]
+            self.collection, requests=[self._request(leg, points) for leg in legs]
         )
         return [[Found.from_record(point) for point in response.points] for response in responses]
 

@@ -11,16 +11,26 @@ import numpy as np
 from mrag.store import bm25
 from mrag.store.types import BM25_VECTOR, MODALITY_VECTORS, TEXT_VECTOR, Leg, Point, SparseVector
 
-#: Candidates a dense HNSW search keeps (Qdrant's ``hnsw_ef``). Qdrant's own default (the
-#: index's ``ef_construct``, 100) lets recall fall as a store grows: on the store benchmark's
-#: clustered vectors recall@10 was 0.999 at 100k points, 0.92 at 300k and 0.41 at 1M.
-#: Exact searches (small stores, segments not yet indexed) ignore it.
-SEARCH_EF = 256
+#: Candidates a dense HNSW search keeps (Qdrant's ``hnsw_ef``), by how many points the collection
+#: holds: (up to this many points, width). A fixed width either wastes time on small stores or
+#: loses recall on big ones; these are the narrowest widths at which the store benchmark measured
+#: recall@10 of at least 0.99 (``benchmarks/RESULTS.md``). Exact searches (small stores, segments
+#: not yet indexed) ignore it.
+SEARCH_WIDTHS: tuple[tuple[int, int], ...] = ((200_000, 64), (600_000, 128))
+#: The width past the last size of :data:`SEARCH_WIDTHS`.
+WIDEST_SEARCH = 256
+
+#: The HNSW graph each dense vector gets when a collection is created (Qdrant's ``m`` and
+#: ``ef_construct``, its defaults).
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 100
 
 
-def search_ef(leg: Leg) -> int:
-    """The HNSW search width for a dense leg: :data:`SEARCH_EF`, or the leg's limit if larger."""
-    return max(SEARCH_EF, leg.limit)
+def search_ef(leg: Leg, points: int) -> int:
+    """The HNSW search width for a dense leg in a collection of ``points`` points: the width
+    for that size (:data:`SEARCH_WIDTHS`), or the leg's limit if larger."""
+    width = next((width for most, width in SEARCH_WIDTHS if points <= most), WIDEST_SEARCH)
+    return max(width, leg.limit)
 
 
 def named_vectors(point: Point) -> dict[str, np.ndarray | SparseVector]:

@@ -146,9 +146,9 @@ def test_an_embedded_store_in_use_is_reported(tmp_path: Path) -> None:
     Store.open(settings).close()  # released on close
 
 
-def test_dense_searches_ask_for_a_wide_hnsw_search(store: Store) -> None:
+def test_dense_searches_widen_with_the_collection(store: Store) -> None:
     from mrag.store import Leg
-    from mrag.store.vectors import SEARCH_EF
+    from mrag.store.vectors import SEARCH_WIDTHS, WIDEST_SEARCH, search_ef
 
     dense, wide, keyword = (
         Leg("text", [1.0, 0.0, 0.0], 8),
@@ -156,7 +156,13 @@ def test_dense_searches_ask_for_a_wide_hnsw_search(store: Store) -> None:
         Leg("bm25", "pump", 8),
     )
     request = store._request  # type: ignore[attr-defined]
-    assert request(dense).params.hnsw_ef == SEARCH_EF
-    assert request(wide).params.hnsw_ef == 900  # never narrower than what the leg returns
-    assert request(keyword).params is None
-    assert SEARCH_EF > 100  # wider than Qdrant's default, which lost recall at 300k points
+    smallest = SEARCH_WIDTHS[0][1]
+    assert request(dense, 1000).params.hnsw_ef == smallest
+    assert request(dense, 10_000_000).params.hnsw_ef == WIDEST_SEARCH
+    assert request(wide, 1000).params.hnsw_ef == 900  # never narrower than what the leg returns
+    assert request(keyword, 1000).params is None
+    # Wider as the store grows, and Qdrant's default (100) is passed by the largest stores,
+    # where it lost recall (0.92 at 300k points, 0.41 at 1M on noise-dominated vectors).
+    widths = [search_ef(dense, size) for size in (10**3, 10**5, 3 * 10**5, 10**6, 10**7)]
+    assert widths == sorted(widths) and widths[0] < widths[-1]
+    assert WIDEST_SEARCH > 100

@@ -67,7 +67,9 @@ def run(settings: Settings) -> dict[str, Any]:
             store.ensure_collection(ModelRecord("benchmark/clustered", None, dimension))
             filled = 0
             for count in point_counts(settings):
-                data = ClusteredVectors(count, dimension, seed=1)
+                data = ClusteredVectors(
+                    count, dimension, seed=1, spread=settings.extra.get("store_spread", 0.8)
+                )
                 start = time.perf_counter()
                 for points in fill_batches(data, filled):
                     store.upsert(points)

@@ -88,7 +88,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         reason = (ingestion or {}).get("reason", "not run")
         add("padding waste / pipeline overhead", "<= 10%", None, None, reason)
     query = sections.get("query")
-    for points, goal in ((10_000, 50.0), (100_000, 40.0)):
+    for points, goal in ((10_000, 20.0), (100_000, 20.0)):
         row = _find(query["rows"], points=points) if _ok(query) else None
         add(
             f"end-to-end text query p50 at {points // 1000}k points",
@@ -97,18 +97,19 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             None if row is None else row["total_p50_ms"] <= goal,
         )
     store = sections.get("store")
-    for points, goal in ((100_000, 5.0), (1_000_000, 20.0)):
+    for points, goal in ((100_000, 5.0), (1_000_000, 10.0)):
         row = _find(store["rows"], backend="edge", points=points) if _ok(store) else None
-        latency = (row or {}).get("hnsw_p50_ms")
+        # The retriever's hybrid search: BM25, text and image legs in one batch.
+        latency = (row or {}).get("hnsw_hybrid_p50_ms")
         recall = (row or {}).get("hnsw_recall_at_10")
         add(
-            f"store search p50 at {points // 1000}k points (Edge, HNSW)",
+            f"hybrid search p50 at {points // 1000}k points (Edge, HNSW)",
             f"<= {goal:.0f} ms",
             latency,
             None if latency is None else latency <= goal,
         )
         add(
-            f"recall@10 at {points // 1000}k points (Edge, HNSW)",
+            f"dense recall@10 at {points // 1000}k points (Edge, HNSW)",
             ">= 0.95",
             recall,
             None if recall is None else recall >= 0.95,
@@ -536,13 +537,28 @@ def _store(store: dict[str, Any]) -> list[str]:
         )
         lines += [
             "",
-            f"{store['dimension']}-d clustered vectors, {store['queries']} queries, k=10, "
+            f"{store['dimension']}-d clustered vectors (mean cosine to their centre "
+            f"{store.get('spread', 0.8)}), {store['queries']} queries, k=10, "
             f"files on {store['files']}; search through `Store.search`.",
         ]
+        lines += _store_widths(store["rows"])
     else:
         lines.append(f"{store['status']}: {store.get('reason')}")
     lines.append("")
     return lines
+
+
+def _store_widths(rows: list[dict[str, Any]]) -> list[str]:
+    """Recall and latency at each HNSW search width swept (``--store-widths``)."""
+    swept = [(r["points"], w) for r in rows for w in r.get("widths", [])]
+    if not swept:
+        return []
+    body = [
+        [points, w["width"], w["recall_at_10"], w["p50_ms"], w["p95_ms"], w["hybrid_p50_ms"]]
+        for points, w in swept
+    ]
+    header = ["points", "hnsw_ef", "recall@10", "p50 ms", "p95 ms", "3-leg batch p50 ms"]
+    return ["", "Search widths after the HNSW build:", "", *table(header, body)]
 
 
 #: Each section's renderer, in the order the report shows them, with when it is shown: the

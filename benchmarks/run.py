@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="store section: build HNSW only up to this many points (the build takes minutes)",
     )
+    parser.add_argument(
+        "--store-spread",
+        type=float,
+        default=0.8,
+        help="store and query sections: mean cosine of a vector to its cluster's centre "
+        "(0.41: noise-dominated stress case)",
+    )
+    parser.add_argument(
+        "--store-widths",
+        help="store section: after the HNSW build, also search at these widths (hnsw_ef), "
+        "e.g. 32,64,128,256",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
     return parser
@@ -151,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.store_points:
         settings.extra["store_points"] = [int(p) for p in args.store_points.split(",")]
     settings.extra["store_optimize_max"] = args.store_optimize_max
+    settings.extra["store_spread"] = args.store_spread
+    if args.store_widths:
+        settings.extra["store_widths"] = [int(w) for w in args.store_widths.split(",")]
     result = run(settings, selected(args.only))
     result["meta"]["clock"] = "process CPU time" if args.cpu_time else "wall clock"
     text = render(result)

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,28 @@ def _search_rows(store: Any, queries: np.ndarray, truth: list[set[str]], label: 
     }
 
 
+@contextmanager
+def _fixed_width(width: int) -> Iterator[None]:
+    """Every dense search at ``width`` (``hnsw_ef``) whatever the store's size, for a sweep."""
+    from mrag.store import vectors
+
+    saved = vectors.SEARCH_WIDTHS, vectors.WIDEST_SEARCH
+    vectors.SEARCH_WIDTHS, vectors.WIDEST_SEARCH = (), width
+    try:
+        yield
+    finally:
+        vectors.SEARCH_WIDTHS, vectors.WIDEST_SEARCH = saved
+
+
+def _width_sweep(store: Any, queries: np.ndarray, truth: list[set[str]], widths: list[int]):
+    rows = []
+    for width in widths:
+        with _fixed_width(width):
+            row = _search_rows(store, queries, truth, "hnsw")
+        rows.append({"width": width, **{k.removeprefix("hnsw_"): v for k, v in row.items()}})
+    return rows
+
+
 def _exact_top10(data: ClusteredVectors, queries: np.ndarray) -> list[set[str]]:
     """Ids of the 10 nearest text points of each query, by a NumPy scan of every vector."""
     from mrag.store import point_id
@@ -216,6 +239,7 @@ def _measure(
     queries: np.ndarray,
     truth: list[set[str]],
     optimize: bool = True,
+    widths: list[int] | None = None,
 ) -> dict[str, Any]:
     from qdrant_client import QdrantClient
 
@@ -245,6 +269,8 @@ def _measure(
             store.optimize()
             row["optimize_s"] = round(time.perf_counter() - started, 2)
             row.update(_search_rows(store, queries, truth, "hnsw"))
+            if widths:
+                row["widths"] = _width_sweep(store, queries, truth, widths)
             row["rss_after_optimize_mb"] = round(rss_mb() - rss_before, 1)
     finally:
         store.close()
@@ -263,15 +289,17 @@ def run(settings: Settings) -> dict[str, Any]:
     where = str(shm) if shm.is_dir() and not settings.extra.get("store_on_disk") else None
     # The HNSW build grows with the store (minutes at 100k on two cores): it can be capped.
     optimize_max = settings.extra.get("store_optimize_max") or float("inf")
+    spread = settings.extra.get("store_spread", 0.8)
+    widths = settings.extra.get("store_widths")
     for count in store_sizes(settings):
-        data = ClusteredVectors(count, dimension)
+        data = ClusteredVectors(count, dimension, spread=spread)
         queries = data.queries(queries_per_size)
         truth = _exact_top10(data, queries)
         backends = ["edge"] + (["local"] if count <= LOCAL_MODE_MAX else [])
         for kind in backends:
             folder = Path(tempfile.mkdtemp(prefix=f"mrag-bench-store-{kind}-", dir=where))
             try:
-                row = _measure(kind, folder, data, queries, truth, count <= optimize_max)
+                row = _measure(kind, folder, data, queries, truth, count <= optimize_max, widths)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             rows.append(row)
@@ -281,6 +309,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "dimension": dimension,
         "queries": queries_per_size,
         "files": "RAM disk (/dev/shm)" if where else "disk",
+        "spread": spread,
         "rows": rows,
     }
 

@@ -18,6 +18,9 @@ writes JSON. It measures, through the real reader (:func:`mrag.extract.read.pars
   pdfplumber's (``extract_tables`` with its defaults) beside it, with the time each took;
   tables stored as a figure (must be 0);
 * **what else gets in**: figures found without a caption, pages kept as a ``page`` picture;
+* **shown pages yield**: of every PDF of the shared corpus (``malformed/`` too) whose first page,
+  rendered by PDFium, is more than 1% inked, the share that yields at least one point; a file
+  that fails to parse counts as a miss, and each miss is listed with its reason;
 * **pages/s per stage**: text extraction, rendering for OCR, OCR, figure finding, table finding,
   figures without captions, and the share of born-digital extraction time the table and
   uncaptioned-figure stages add.
@@ -378,6 +381,54 @@ def tables_and_more(paths: list[Path], stages: Counter[str]) -> dict[str, Any]:
     return {**counts, "missing": missing}
 
 
+def _all_pdfs() -> list[Path]:
+    """Every PDF of the shared corpus, the broken ones of ``malformed/`` included."""
+    return sorted(CORPUS.rglob("*.pdf")) if CORPUS.is_dir() else []
+
+
+def _no_point_reason(document: ParsedDocument) -> str:
+    dropped = ", ".join(f"{count} {why}" for why, count in sorted(document.filtered.items()))
+    problems = "; ".join(document.problems[:2])
+    reason = f"no text, no picture kept ({dropped or 'none found'})"
+    return f"{reason}: {problems}" if problems else reason
+
+
+def shown_pages_yield(paths: list[Path]) -> dict[str, Any]:
+    """Of the PDFs whose first page, as PDFium renders it, is more than 1% inked: how many yield
+    at least one point (text, a table or a picture kept by the default image filter). A file
+    that fails to parse counts as yielding nothing; files PDFium cannot render (encrypted ones
+    without their password, files no reader opens) show nothing and are not counted."""
+    from mrag.extract.formats.pdf.page_pictures import INK_SHARE, first_page_ink
+
+    shown = yielded = unrendered = 0
+    misses: list[str] = []
+    for path in paths:
+        ink = first_page_ink(path)
+        if ink is None:
+            unrendered += 1
+            continue
+        if ink <= INK_SHARE:
+            continue
+        shown += 1
+        try:
+            document = parse(path)
+        except ExtractionError as exc:
+            misses.append(f"{path.relative_to(CORPUS)}: fails: {exc}")
+            continue
+        if any(page.text.strip() for page in document.pages) or document.images:
+            yielded += 1
+        else:
+            misses.append(f"{path.relative_to(CORPUS)}: {_no_point_reason(document)}")
+    return {
+        "pdfs": len(paths),
+        "not_rendered": unrendered,
+        "shown": shown,
+        "yielded": yielded,
+        "share": yielded / shown if shown else None,
+        "misses": misses,
+    }
+
+
 def rate(pages: float, seconds: float) -> float | None:
     return round(pages / seconds, 1) if seconds > 0 else None
 
@@ -407,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         linkage = {name: caption_linkage(paths, stages) for name, paths in groups.items()}
         tabled = {name: tables_and_more(paths, stages) for name, paths in groups.items()}
         checked = hand_checked(CORPUS / "pdf" / "pdfplumber" / "tests" / "pdfs")
+        shown = shown_pages_yield(_all_pdfs())
         scan = scans(_scan_style(), settings, stages) if missing_ocr is None else None
         digital = born_digital(_shared_pdfs(), settings) if missing_ocr is None else None
     total = sum(group["captions"] for group in linkage.values())
@@ -443,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         "pages_per_s": speeds,
         "tables": tabled,
         "hand_checked_tables": checked,
+        "shown_first_page_yield": shown,
         "born_digital_slower_by": slower,
     }
     print("| measure | value |\n|---|---|")
@@ -476,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{checked['pdfplumber_right']} of {checked['checked']} "
         f"({checked['mrag_table_stage_s']}s / {checked['pdfplumber_s']}s) |"
     )
+    print(
+        f"| PDFs whose first page is more than 1% inked that yield a point | {shown['yielded']}/"
+        f"{shown['shown']} ({shown['not_rendered']} of {shown['pdfs']} not rendered by PDFium, "
+        "not counted) |"
+    )
+    for miss in shown["misses"]:
+        print(f"|   miss: {miss} | |")
     for stage, value in speeds.items():
         print(f"| pages/s, {stage} | {value} |")
     if slower is not None:

@@ -27,7 +27,8 @@ writes JSON. It measures, through the real reader (:func:`mrag.extract.read.pars
   the table, uncaptioned-figure and page-picture stages over the rest of the parse's wall time
   (best of 3 parses per file), and with ``--baseline DIR`` (a checkout of older code, e.g.
   ``git worktree add /tmp/base 0a3ce38^``) the parse time of those files by that code and by
-  this one, in alternating subprocess runs, the best of ``--rounds`` per file, summed.
+  this one, in alternating subprocess runs, the best of ``--rounds`` per file (CPU time of the
+  parsing process), summed.
 """
 
 from __future__ import annotations
@@ -437,7 +438,8 @@ def shown_pages_yield(paths: list[Path]) -> dict[str, Any]:
 #: the check for pages that yield nothing else.
 ADDED_STAGES = ("tables", "loose_figures", "pages")
 
-#: One parse of each listed file, printed as JSON seconds per file; run in a subprocess so a
+#: One parse of each listed file, printed as JSON CPU seconds per file (the machine may be busy
+#: with other work: CPU time counts it far less than wall time); run in a subprocess so a
 #: baseline checkout and this one are timed the same way.
 _TIMING_CHILD = """
 import json, sys, time
@@ -446,12 +448,12 @@ from mrag.extract.read import parse
 from mrag.extract.document import ExtractionError
 seconds = {}
 for line in Path(sys.argv[1]).read_text().splitlines():
-    clock = time.perf_counter()
+    clock = time.process_time()
     try:
         parse(Path(line))
     except ExtractionError:
         pass
-    seconds[line] = time.perf_counter() - clock
+    seconds[line] = time.process_time() - clock
 print(json.dumps(seconds))
 """
 
@@ -512,7 +514,7 @@ def _timed_parses(tree: Path, listing: Path) -> dict[str, float]:
 def against_baseline(paths: list[Path], baseline: Path, rounds: int) -> dict[str, Any]:
     """Parse time of ``paths`` with the code in ``baseline`` (a checkout of an older mrag)
     and with this checkout, in alternating subprocess runs (the machine may be busy with
-    other work): per file the best of ``rounds`` runs, summed."""
+    other work): per file the best of ``rounds`` runs (CPU seconds), summed."""
     trees = {"baseline": baseline.resolve(), "this": REPO_ROOT}
     best: dict[str, dict[str, float]] = {name: {} for name in trees}
     with tempfile.TemporaryDirectory(prefix="mrag-speed-") as work:

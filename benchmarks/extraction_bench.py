@@ -18,9 +18,17 @@ writes JSON. It measures, through the real reader (:func:`mrag.extract.read.pars
   pdfplumber's (``extract_tables`` with its defaults) beside it, with the time each took;
   tables stored as a figure (must be 0);
 * **what else gets in**: figures found without a caption, pages kept as a ``page`` picture;
+* **shown pages yield**: of every PDF of the shared corpus (``malformed/`` too) whose first page,
+  rendered by PDFium, is more than 1% inked, the share that yields at least one point; a file
+  that fails to parse counts as a miss, and each miss is listed with its reason;
 * **pages/s per stage**: text extraction, rendering for OCR, OCR, figure finding, table finding,
-  figures without captions, and the share of born-digital extraction time the table and
-  uncaptioned-figure stages add.
+  figures without captions;
+* **born-digital cost** (PDFs whose every page has 100 characters of text or more): the time of
+  the table, uncaptioned-figure and page-picture stages over the rest of the parse's wall time
+  (best of 3 parses per file), and with ``--baseline DIR`` (a checkout of older code, e.g.
+  ``git worktree add /tmp/base 0a3ce38^``) the parse time of those files by that code and by
+  this one, in alternating subprocess runs, the best of ``--rounds`` per file (CPU time of the
+  parsing process), summed.
 """
 
 from __future__ import annotations
@@ -378,6 +386,161 @@ def tables_and_more(paths: list[Path], stages: Counter[str]) -> dict[str, Any]:
     return {**counts, "missing": missing}
 
 
+def _all_pdfs() -> list[Path]:
+    """Every PDF of the shared corpus, the broken ones of ``malformed/`` included."""
+    return sorted(CORPUS.rglob("*.pdf")) if CORPUS.is_dir() else []
+
+
+def _no_point_reason(document: ParsedDocument) -> str:
+    dropped = ", ".join(f"{count} {why}" for why, count in sorted(document.filtered.items()))
+    problems = "; ".join(document.problems[:2])
+    reason = f"no text, no picture kept ({dropped or 'none found'})"
+    return f"{reason}: {problems}" if problems else reason
+
+
+def shown_pages_yield(paths: list[Path]) -> dict[str, Any]:
+    """Of the PDFs whose first page, as PDFium renders it, is more than 1% inked: how many yield
+    at least one point (text, a table or a picture kept by the default image filter). A file
+    that fails to parse counts as yielding nothing; files PDFium cannot render (encrypted ones
+    without their password, files no reader opens) show nothing and are not counted."""
+    from mrag.extract.formats.pdf.page_pictures import INK_SHARE, first_page_ink
+
+    shown = yielded = unrendered = 0
+    misses: list[str] = []
+    for path in paths:
+        ink = first_page_ink(path)
+        if ink is None:
+            unrendered += 1
+            continue
+        if ink <= INK_SHARE:
+            continue
+        shown += 1
+        try:
+            document = parse(path)
+        except ExtractionError as exc:
+            misses.append(f"{path.relative_to(CORPUS)}: fails: {exc}")
+            continue
+        if any(page.text.strip() for page in document.pages) or document.images:
+            yielded += 1
+        else:
+            misses.append(f"{path.relative_to(CORPUS)}: {_no_point_reason(document)}")
+    return {
+        "pdfs": len(paths),
+        "not_rendered": unrendered,
+        "shown": shown,
+        "yielded": yielded,
+        "share": yielded / shown if shown else None,
+        "misses": misses,
+    }
+
+
+#: The stages issue 19 added to every born-digital page: tables, drawings without a caption, and
+#: the check for pages that yield nothing else.
+ADDED_STAGES = ("tables", "loose_figures", "pages")
+
+#: One parse of each listed file, printed as JSON CPU seconds per file (the machine may be busy
+#: with other work: CPU time counts it far less than wall time); run in a subprocess so a
+#: baseline checkout and this one are timed the same way.
+_TIMING_CHILD = """
+import json, sys, time
+from pathlib import Path
+from mrag.extract.read import parse
+from mrag.extract.document import ExtractionError
+seconds = {}
+for line in Path(sys.argv[1]).read_text().splitlines():
+    clock = time.process_time()
+    try:
+        parse(Path(line))
+    except ExtractionError:
+        pass
+    seconds[line] = time.process_time() - clock
+print(json.dumps(seconds))
+"""
+
+
+def born_digital_files(paths: list[Path]) -> list[Path]:
+    """The files whose every page has a good text layer (100 characters or more)."""
+    chosen = []
+    for path in paths:
+        document = _parse(path, None)
+        if document and document.pages and all(len(page.text) >= 100 for page in document.pages):
+            chosen.append(path)
+    return chosen
+
+
+def added_stage_share(paths: list[Path], repeats: int = 3) -> dict[str, Any]:
+    """Per born-digital file, the best of ``repeats`` parses: the added stages' own time over
+    the rest of the parse's wall time (what a parse without those stages would take, but for
+    opening PDFium, which they alone need on most born-digital pages)."""
+    added = rest = 0.0
+    for path in paths:
+        best: tuple[float, float] | None = None
+        for _ in range(repeats):
+            clock = time.perf_counter()
+            document = _parse(path, None)
+            wall = time.perf_counter() - clock
+            if document is None:
+                break
+            own = sum(document.timings[stage] for stage in ADDED_STAGES)
+            if best is None or wall < best[0] + best[1]:
+                best = (own, wall - own)
+        if best is not None:
+            added += best[0]
+            rest += best[1]
+    return {
+        "files": len(paths),
+        "added_stages_s": round(added, 3),
+        "rest_s": round(rest, 3),
+        "ratio": added / rest if rest else None,
+    }
+
+
+def _timed_parses(tree: Path, listing: Path) -> dict[str, float]:
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", _TIMING_CHILD, str(listing)],
+        env=env,
+        cwd=listing.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def against_baseline(paths: list[Path], baseline: Path, rounds: int) -> dict[str, Any]:
+    """Parse time of ``paths`` with the code in ``baseline`` (a checkout of an older mrag)
+    and with this checkout, in alternating subprocess runs (the machine may be busy with
+    other work): per file the best of ``rounds`` runs (CPU seconds), summed."""
+    trees = {"baseline": baseline.resolve(), "this": REPO_ROOT}
+    best: dict[str, dict[str, float]] = {name: {} for name in trees}
+    with tempfile.TemporaryDirectory(prefix="mrag-speed-") as work:
+        listing = Path(work) / "files.txt"
+        listing.write_text("\n".join(str(path) for path in paths), encoding="utf-8")
+        for number in range(rounds):
+            names = list(trees) if number % 2 == 0 else list(reversed(trees))
+            for name in names:
+                for path, seconds in _timed_parses(trees[name], listing).items():
+                    best[name][path] = min(seconds, best[name].get(path, seconds))
+    old, new = sum(best["baseline"].values()), sum(best["this"].values())
+    slowest = sorted(best["this"], key=lambda p: best["baseline"][p] - best["this"][p])[:5]
+    return {
+        "baseline": str(baseline),
+        "files": len(paths),
+        "rounds": rounds,
+        "baseline_s": round(old, 3),
+        "this_s": round(new, 3),
+        "ratio": new / old if old else None,
+        "most_slowed": {
+            Path(path).name: round(best["this"][path] - best["baseline"][path], 3)
+            for path in slowest
+        },
+    }
+
+
 def rate(pages: float, seconds: float) -> float | None:
     return round(pages / seconds, 1) if seconds > 0 else None
 
@@ -391,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="a folder of PDFs to add to the caption measurement",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of older mrag code (git worktree add DIR COMMIT) to compare the parse "
+        "time of the born-digital PDFs against, in alternating runs",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs for --baseline")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     settings = OcrSettings(enabled=True)
@@ -407,8 +577,14 @@ def main(argv: list[str] | None = None) -> int:
         linkage = {name: caption_linkage(paths, stages) for name, paths in groups.items()}
         tabled = {name: tables_and_more(paths, stages) for name, paths in groups.items()}
         checked = hand_checked(CORPUS / "pdf" / "pdfplumber" / "tests" / "pdfs")
+        shown = shown_pages_yield(_all_pdfs())
         scan = scans(_scan_style(), settings, stages) if missing_ocr is None else None
         digital = born_digital(_shared_pdfs(), settings) if missing_ocr is None else None
+        digital_files = born_digital_files(_shared_pdfs())
+        share = added_stage_share(digital_files)
+        compared = (
+            against_baseline(digital_files, args.baseline, args.rounds) if args.baseline else None
+        )
     total = sum(group["captions"] for group in linkage.values())
     linked = sum(group["linked"] for group in linkage.values())
     speeds = {
@@ -421,13 +597,6 @@ def main(argv: list[str] | None = None) -> int:
             stages["all_pages"], stages["all_loose_figures"]
         ),
     }
-    added = stages["all_tables"] + stages["all_loose_figures"]
-    before = sum(
-        value
-        for key, value in stages.items()
-        if key.startswith("all_") and key not in ("all_pages", "all_tables", "all_loose_figures")
-    )
-    slower = added / before if before else None
     result = {
         "machine": machine_info(),
         "elapsed_s": round(time.perf_counter() - started, 1),
@@ -443,7 +612,9 @@ def main(argv: list[str] | None = None) -> int:
         "pages_per_s": speeds,
         "tables": tabled,
         "hand_checked_tables": checked,
-        "born_digital_slower_by": slower,
+        "shown_first_page_yield": shown,
+        "born_digital_added_stages": share,
+        "born_digital_against_baseline": compared,
     }
     print("| measure | value |\n|---|---|")
     for name, group in linkage.items():
@@ -476,10 +647,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{checked['pdfplumber_right']} of {checked['checked']} "
         f"({checked['mrag_table_stage_s']}s / {checked['pdfplumber_s']}s) |"
     )
+    print(
+        f"| PDFs whose first page is more than 1% inked that yield a point | {shown['yielded']}/"
+        f"{shown['shown']} ({shown['not_rendered']} of {shown['pdfs']} not rendered by PDFium, "
+        "not counted) |"
+    )
+    for miss in shown["misses"]:
+        print(f"|   miss: {miss} | |")
     for stage, value in speeds.items():
         print(f"| pages/s, {stage} | {value} |")
-    if slower is not None:
-        print(f"| extraction time added by tables and uncaptioned figures | {slower:.0%} |")
+    if share["ratio"] is not None:
+        print(
+            f"| born-digital parse time the table, uncaptioned-figure and page-picture stages add "
+            f"(their time over the rest of parse, {share['files']} files) | {share['ratio']:.0%} |"
+        )
+    if compared is not None and compared["ratio"] is not None:
+        print(
+            f"| born-digital parse time against {compared['baseline']} (best of "
+            f"{compared['rounds']} alternating runs per file) | {compared['this_s']}s / "
+            f"{compared['baseline_s']}s = {compared['ratio']:.2f}x |"
+        )
     if missing_ocr:
         print(f"OCR not measured: {missing_ocr}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

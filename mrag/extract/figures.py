@@ -193,9 +193,12 @@ def apply_filter(
     kept: list[ExtractedImage] = []
     for image in unique:
         width, height = image.image.size
-        if min(width, height) < image_filter.min_side:
+        # A page picture stands for a whole page that showed something: it is never an icon or a
+        # rule, whatever its shape.
+        shaped = image.element != "page"
+        if shaped and min(width, height) < image_filter.min_side:
             reasons["too_small"] += 1
-        elif max(width, height) / max(1, min(width, height)) > image_filter.max_aspect:
+        elif shaped and max(width, height) / max(1, min(width, height)) > image_filter.max_aspect:
             reasons["extreme_aspect"] += 1
         elif len(kept) >= image_filter.max_images:
             reasons["too_many"] += 1

@@ -265,6 +265,65 @@ def test_a_blank_page_stays_empty() -> None:
     assert all(not page.text for page in document.pages)
 
 
+TINY_PAGE = SHARED_PDF / "pypdf" / "resources" / "imagemagick-lzw.pdf"
+MALFORMED = SHARED_PDF.parent / "malformed" / "images" / "trailer_loop.pdf"
+
+
+@pytest.mark.skipif(not TINY_PAGE.is_file(), reason="shared corpus not present")
+def test_a_picture_on_a_page_a_few_points_wide_is_kept_as_a_usable_page_picture() -> None:
+    # A 16-pixel picture on a 3.84-point page: too small to keep on its own, and a rendering of
+    # the page at its size in points would be a few pixels wide.
+    document = parse(TINY_PAGE)
+    assert [image.element for image in document.images] == ["page"]
+    picture = document.images[0].image
+    assert min(picture.size) >= 224
+    assert document.images[0].pages == [1]
+    # The picture is a white smiley drawn on black: eyes, nose and mouth, not one flat fill.
+    histogram = picture.convert("L").histogram()
+    white = sum(histogram[200:]) / sum(histogram)
+    assert 0.02 < white < 0.2
+    assert close(at(picture, 0.05, 0.05), (0, 0, 0))
+    assert close(at(picture, 0.22, 0.22), (255, 255, 255))  # an eye
+
+
+@pytest.mark.skipif(not MALFORMED.is_file(), reason="shared corpus not present")
+def test_a_file_pypdf_cannot_open_but_pdfium_renders_yields_its_page() -> None:
+    document = parse(MALFORMED)
+    assert document.parser == "pypdfium2"
+    assert any(page.text for page in document.pages) or document.images
+    assert [image.element for image in document.images] == ["page"]
+    assert min(document.images[0].image.size) >= 224
+
+
+def test_a_long_thin_drawn_page_is_kept_whatever_its_shape(tmp_path: Path) -> None:
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "strip.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=(1600, 20))
+    pdf.setLineWidth(8)
+    for x in range(20, 1580, 40):
+        pdf.line(x, 2, x + 20, 18)
+    pdf.showPage()
+    pdf.save()
+    document = parse(path)  # the default image filter drops pictures this thin
+    assert [image.element for image in document.images] == ["page"]
+    width, height = document.images[0].image.size
+    assert width == 4096 and height >= 50  # thinner than the filter keeps, kept all the same
+
+
+def test_page_pictures_are_sized_in_pixels_not_points() -> None:
+    from mrag.extract.formats.pdf.page_pictures import page_scale
+
+    letter = page_scale(612, 792, 50_000_000)
+    assert round(792 * letter) == 1024
+    tiny = page_scale(3.84, 3.84, 50_000_000)
+    assert round(3.84 * tiny) == 1024
+    strip = page_scale(1600, 20, 50_000_000)
+    assert round(20 * strip) >= 51 and round(1600 * strip) <= 4096
+    capped = page_scale(3.84, 3.84, 10_000)
+    assert (3.84 * capped) ** 2 <= 10_000 * 1.001
+
+
 def test_a_drawing_without_a_caption_is_a_figure_with_the_nearest_text(tmp_path: Path) -> None:
     from reportlab.lib.colors import Color
     from reportlab.pdfgen import canvas

@@ -8,7 +8,8 @@
    skipped before anything is parsed or embedded;
 2. parse it in one of the parser worker processes (:mod:`mrag.extract.pool`), each of which
    bounds its file's time and memory; parsed files come back in the order they were listed;
-3. cut its text into chunks with the model's own tokenizer;
+3. in the same worker, cut its text into chunks with the model's own tokenizer and encode its
+   pictures for the store and the model (:mod:`mrag.ingestion.preparation`);
 4. embed chunks and images, batched across files and sorted by length so little is padding;
 5. as soon as a source's vectors are all there, replace its points in the store and record it as
    done (:meth:`Store.replace_source`): an interrupted run loses at most the batch in flight.
@@ -51,7 +52,6 @@ from mrag.ingestion.stages import (
     model_record,
     parse_each,
     parser_pool,
-    prepare,
 )
 from mrag.ingestion.timing import Stopwatch, Timings
 from mrag.model import HUB_MODEL_ID
@@ -214,7 +214,9 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
     """
     embedder = BatchEmbedder(state.model, state.timings, state.events)
     pending: list[Prepared] = []
-    with parser_pool(state.pipeline, passwords, len(todo)) as parsers:
+    # The workers chunk with the model's tokenizer: read (after the store check) before any file.
+    preparer = state.model.preparer()
+    with parser_pool(state.pipeline, passwords, len(todo), preparer) as parsers:
         state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''}")
         for item, parsed in parse_each(parsers, todo, state.timings):
             if isinstance(parsed, ExtractionError):
@@ -222,13 +224,9 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
                 continue
             # Loaded (and checked against the store) outside the boundary: without the model
             # nothing can go in.
-            model = state.model.get()
-            try:
-                prepared = prepare(item, parsed, model, state.pipeline.chunking, state.timings)
-            except Exception as exc:
-                state.fail(item, exc)
-                continue
-            state.events.parsed(len(prepared.chunks), len(parsed.images))
+            state.model.get()
+            prepared = Prepared.of(item, parsed)
+            state.events.parsed(len(prepared.chunks), len(prepared.document.images))
             pending.append(prepared)
             texts = sum(len(entry.chunks) for entry in pending)
             images = sum(len(entry.document.images) for entry in pending)

@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mrag.extract.document import ExtractionError
+from mrag.extract.document import ExtractionError, ParsedDocument
 from mrag.extract.ocr import resolve as resolve_ocr
 from mrag.ingestion.events import Events
 from mrag.ingestion.pipeline import Pipeline
+from mrag.ingestion.preparation import PreparedDocument, Preparer
 from mrag.ingestion.report import FileOutcome, IngestReport, failure_reason
 from mrag.ingestion.signature import ExtractionSignature
 from mrag.ingestion.sources import SourceFile, source_key, source_path, walk_sources
@@ -52,6 +53,7 @@ from mrag.ingestion.stages import (
     model_record,
     parse_each,
     parser_pool,
+    prepare,
 )
 from mrag.ingestion.timing import Stopwatch, Timings
 from mrag.model import HUB_MODEL_ID
@@ -214,9 +216,7 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
     """
     embedder = BatchEmbedder(state.model, state.timings, state.events)
     pending: list[Prepared] = []
-    # The workers chunk with the model's tokenizer: read (after the store check) before any file.
-    preparer = state.model.preparer()
-    with parser_pool(state.pipeline, passwords, len(todo), preparer) as parsers:
+    with parser_pool(state.pipeline, passwords, len(todo), _preparer(state)) as parsers:
         state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''}")
         for item, parsed in parse_each(parsers, todo, state.timings):
             if isinstance(parsed, ExtractionError):
@@ -225,7 +225,11 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
             # Loaded (and checked against the store) outside the boundary: without the model
             # nothing can go in.
             state.model.get()
-            prepared = Prepared.of(item, parsed)
+            try:
+                prepared = _prepared(state, item, parsed)
+            except Exception as exc:
+                state.fail(item, exc)
+                continue
             state.events.parsed(len(prepared.chunks), len(prepared.document.images))
             pending.append(prepared)
             texts = sum(len(entry.chunks) for entry in pending)
@@ -236,6 +240,24 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
     _embed_and_write(state, embedder, pending)
     state.report.real_tokens += embedder.real_tokens
     state.report.padded_tokens += embedder.padded_tokens
+
+
+def _preparer(state: Run) -> Preparer | None:
+    """The workers' :class:`Preparer`: the model's tokenizer and input size, read (after the
+    store check) before any file is parsed. None when they cannot be read: the run then stops
+    at the first file parsed, when the model cannot load, with the model's own error, and
+    needs no model when every file fails to parse, as a run that never gets to embed."""
+    try:
+        return state.model.preparer()
+    except Exception:
+        return None
+
+
+def _prepared(state: Run, item: Todo, parsed: PreparedDocument | ParsedDocument) -> Prepared:
+    """``item`` with its prepared document; prepared here when the workers had no preparer."""
+    if isinstance(parsed, ParsedDocument):
+        return prepare(item, parsed, state.model.preparer(), state.timings)
+    return Prepared.of(item, parsed)
 
 
 def _embed_and_write(state: Run, embedder: BatchEmbedder, pending: list[Prepared]) -> None:

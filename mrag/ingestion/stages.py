@@ -329,9 +329,9 @@ def parser_pool(
 
 def parse_each(
     parsers: ParserPool, todo: Sequence[Todo], timings: Timings
-) -> Iterator[tuple[Todo, PreparedDocument | ExtractionError]]:
-    """Each source with its prepared document, or the error that failed it, in ``todo``'s order
-    (the workers must have been given a :class:`Preparer`).
+) -> Iterator[tuple[Todo, PreparedDocument | ParsedDocument | ExtractionError]]:
+    """Each source with its prepared document (parsed only, when the workers were given no
+    :class:`Preparer`), or the error that failed it, in ``todo``'s order.
 
     The workers parse and prepare the next files while the caller embeds this one.
     """
@@ -343,10 +343,12 @@ def parse_each(
             return
         index, parsed = step
         if isinstance(parsed, PreparedDocument):
-            for stage, seconds in parsed.document.timings.items():
-                timings[f"parse_{stage}"] += seconds
             for stage, seconds in parsed.timings.items():
                 timings[stage] += seconds
+        document = parsed.document if isinstance(parsed, PreparedDocument) else parsed
+        if isinstance(document, ParsedDocument):
+            for stage, seconds in document.timings.items():
+                timings[f"parse_{stage}"] += seconds
         yield todo[index], parsed
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
+from typing import Any
 
 from mrag.extract.document import ExtractionError, ParsedDocument
 from mrag.extract.worker import ParserProcess
@@ -25,8 +26,8 @@ from mrag.extract.worker import ParserProcess
 #: interpreter map more than they touch), so the plan uses this figure when it is the smaller.
 PLANNED_WORKER_MB = 2048
 
-#: One parsed file, or the error that failed it.
-Outcome = ParsedDocument | ExtractionError
+#: One parsed file (or what the workers' ``prepare`` step made of it), or the error that failed it.
+Outcome = ParsedDocument | Any | ExtractionError
 
 
 def usable_cores() -> int:

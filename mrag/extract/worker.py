@@ -4,6 +4,9 @@ The parsers check their own page and time limits between pages, but a single pat
 inside a PDF can still loop or allocate without end. A child process bounds both for real: its
 address space is capped (``RLIMIT_AS``), and it is killed and replaced when a file overruns its
 time budget. It also lets parsing of the next file overlap with embedding of the previous one.
+A worker can be given a ``prepare`` step (:class:`Setup`) that runs on each parsed document
+before it is handed back, under the same guard rails, so that work which needs no model (cutting
+text into chunks, encoding pictures) is done on the workers' cores too.
 
 The worker is a fresh interpreter running ``python -c`` with :func:`main`, talking over two
 pipes. Unlike a ``multiprocessing`` spawn it never re-imports the caller's ``__main__``, so a
@@ -17,10 +20,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from mrag.extract.document import ExtractionError, ExtractionLimits, ParsedDocument
 from mrag.extract.figures import ImageFilter
@@ -60,12 +64,22 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Sent once to a new worker: what to make of each parsed document before handing it back
+    (called with the file's path and its :class:`ParsedDocument`)."""
+
+    prepare: Callable[[Path, ParsedDocument], Any]
+
+
 def _serve(jobs: Connection, replies: Connection, memory_mb: int) -> None:
     """Worker loop: receive jobs, send back ``(status, payload, seconds)``; ``None`` ends it."""
-    from mrag.extract.read import parse
+    # Imported before the memory cap: the parsers' imports are not what the cap is for.
+    import mrag.extract.read  # noqa: F401
 
     _limit_memory(memory_mb)
     replies.send(("ready", None, 0.0))
+    prepare: Callable[[Path, ParsedDocument], Any] | None = None
     while True:
         try:
             job = jobs.recv()
@@ -73,28 +87,41 @@ def _serve(jobs: Connection, replies: Connection, memory_mb: int) -> None:
             return
         if job is None:
             return
-        started = time.perf_counter()
-        try:
-            document = parse(
-                job.path,
-                limits=job.limits,
-                passwords=job.passwords,
-                image_filter=job.image_filter,
-                ocr=job.ocr,
-            )
-            reply: tuple[str, object, float] = ("ok", document, time.perf_counter() - started)
-        except ExtractionError as exc:
-            reply = ("error", str(exc), time.perf_counter() - started)
-        except MemoryError:
-            reply = (
-                "error",
-                f"{job.path}: needs more than the {memory_mb} MB memory limit (limits.memory_mb)",
-                time.perf_counter() - started,
-            )
+        if isinstance(job, Setup):
+            prepare = job.prepare
+            continue
+        reply = _run(job, prepare, memory_mb)
         try:
             replies.send(reply)
         except MemoryError:
             replies.send(("error", f"{job.path}: result too large to hand over", 0.0))
+
+
+def _run(
+    job: ParseJob, prepare: Callable[[Path, ParsedDocument], Any] | None, memory_mb: int
+) -> tuple[str, object, float]:
+    """Parse (and prepare) one file: ``("ok", result, seconds)`` or ``("error", reason, ...)``."""
+    from mrag.extract.read import parse
+
+    started = time.perf_counter()
+    try:
+        document = parse(
+            job.path,
+            limits=job.limits,
+            passwords=job.passwords,
+            image_filter=job.image_filter,
+            ocr=job.ocr,
+        )
+        result = document if prepare is None else prepare(job.path, document)
+        return ("ok", result, time.perf_counter() - started)
+    except ExtractionError as exc:
+        return ("error", str(exc), time.perf_counter() - started)
+    except MemoryError:
+        return (
+            "error",
+            f"{job.path}: needs more than the {memory_mb} MB memory limit (limits.memory_mb)",
+            time.perf_counter() - started,
+        )
 
 
 def main(argv: Sequence[str]) -> None:
@@ -119,12 +146,14 @@ class ParserProcess:
         memory_mb: int = 8192,
         kill_after_s: float | None = None,
         ocr: OcrSettings | None = None,
+        prepare: Callable[[Path, ParsedDocument], Any] | None = None,
     ) -> None:
         self.limits = limits
         self.image_filter = image_filter
         self.passwords = tuple(passwords)
         self.memory_mb = memory_mb
         self.ocr = ocr
+        self.prepare = prepare
         self.kill_after_s = kill_after_s or limits.time_budget_s + KILL_GRACE_S
         self._process: subprocess.Popen[bytes] | None = None
         self._jobs: Connection | None = None
@@ -161,6 +190,9 @@ class ParserProcess:
             self._jobs = Connection(jobs_write, readable=False)
             self._replies = Connection(replies_read, writable=False)
             self._wait_ready()
+            if self.prepare is not None:
+                assert self._jobs is not None
+                self._jobs.send(Setup(self.prepare))
         assert self._jobs is not None
         return self._jobs
 
@@ -212,8 +244,9 @@ class ParserProcess:
             return float("inf")
         return self.kill_after_s - (time.monotonic() - self._pending[1])
 
-    def result(self) -> tuple[ParsedDocument, float]:
-        """The parsed document of the submitted file and the seconds parsing took.
+    def result(self) -> tuple[Any, float]:
+        """The parsed document of the submitted file (what ``prepare`` made of it, when the
+        worker was given one) and the seconds parsing (and preparing) took.
 
         Raises :class:`ExtractionError` naming the file and the reason on any failure, including
         a worker that crashed or ran out of time.
@@ -238,7 +271,6 @@ class ParserProcess:
             raise ExtractionError(f"{path}: the parser crashed (exit code {code})") from None
         if status != "ok":
             raise ExtractionError(str(payload))
-        assert isinstance(payload, ParsedDocument)
         return payload, seconds
 
     def _kill(self) -> int | None:

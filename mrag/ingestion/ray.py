@@ -324,9 +324,9 @@ class _ModelActor:
                 continue
             try:
                 todo = Todo(SourceFile(Path(row.path), row.source), row.content_hash)
-                model = self.model.get()
+                self.model.get()
                 prepared[position] = prepare(
-                    todo, row.document, model, self.pipeline.chunking, stats.timings
+                    todo, row.document, self.model.preparer(), stats.timings
                 )
             except Exception as exc:  # one source's failure must not fail its batch
                 reasons[position] = failure_reason(exc, row.path)

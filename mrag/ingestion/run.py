@@ -8,7 +8,8 @@
    skipped before anything is parsed or embedded;
 2. parse it in one of the parser worker processes (:mod:`mrag.extract.pool`), each of which
    bounds its file's time and memory; parsed files come back in the order they were listed;
-3. cut its text into chunks with the model's own tokenizer;
+3. in the same worker, cut its text into chunks with the model's own tokenizer and encode its
+   pictures for the store and the model (:mod:`mrag.ingestion.preparation`);
 4. embed chunks and images, batched across files and sorted by length so little is padding;
 5. as soon as a source's vectors are all there, replace its points in the store and record it as
    done (:meth:`Store.replace_source`): an interrupted run loses at most the batch in flight.
@@ -32,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mrag.extract.document import ExtractionError
+from mrag.extract.document import ExtractionError, ParsedDocument
 from mrag.extract.ocr import resolve as resolve_ocr
 from mrag.ingestion.events import Events
 from mrag.ingestion.pipeline import Pipeline
+from mrag.ingestion.preparation import PreparedDocument, Preparer
 from mrag.ingestion.report import FileOutcome, IngestReport, failure_reason
 from mrag.ingestion.signature import ExtractionSignature
 from mrag.ingestion.sources import SourceFile, source_key, source_path, walk_sources
@@ -214,7 +216,7 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
     """
     embedder = BatchEmbedder(state.model, state.timings, state.events)
     pending: list[Prepared] = []
-    with parser_pool(state.pipeline, passwords, len(todo)) as parsers:
+    with parser_pool(state.pipeline, passwords, len(todo), _preparer(state)) as parsers:
         state.events.status(f"reading {len(todo)} file{'s' if len(todo) != 1 else ''}")
         for item, parsed in parse_each(parsers, todo, state.timings):
             if isinstance(parsed, ExtractionError):
@@ -222,13 +224,13 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
                 continue
             # Loaded (and checked against the store) outside the boundary: without the model
             # nothing can go in.
-            model = state.model.get()
+            state.model.get()
             try:
-                prepared = prepare(item, parsed, model, state.pipeline.chunking, state.timings)
+                prepared = _prepared(state, item, parsed)
             except Exception as exc:
                 state.fail(item, exc)
                 continue
-            state.events.parsed(len(prepared.chunks), len(parsed.images))
+            state.events.parsed(len(prepared.chunks), len(prepared.document.images))
             pending.append(prepared)
             texts = sum(len(entry.chunks) for entry in pending)
             images = sum(len(entry.document.images) for entry in pending)
@@ -238,6 +240,24 @@ def process_locally(state: Run, todo: list[Todo], passwords: Sequence[str]) -> N
     _embed_and_write(state, embedder, pending)
     state.report.real_tokens += embedder.real_tokens
     state.report.padded_tokens += embedder.padded_tokens
+
+
+def _preparer(state: Run) -> Preparer | None:
+    """The workers' :class:`Preparer`: the model's tokenizer and input size, read (after the
+    store check) before any file is parsed. None when they cannot be read: the run then stops
+    at the first file parsed, when the model cannot load, with the model's own error, and
+    needs no model when every file fails to parse, as a run that never gets to embed."""
+    try:
+        return state.model.preparer()
+    except Exception:
+        return None
+
+
+def _prepared(state: Run, item: Todo, parsed: PreparedDocument | ParsedDocument) -> Prepared:
+    """``item`` with its prepared document; prepared here when the workers had no preparer."""
+    if isinstance(parsed, ParsedDocument):
+        return prepare(item, parsed, state.model.preparer(), state.timings)
+    return Prepared.of(item, parsed)
 
 
 def _embed_and_write(state: Run, embedder: BatchEmbedder, pending: list[Prepared]) -> None:

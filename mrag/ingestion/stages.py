@@ -1,8 +1,9 @@
 """The stages of an ingestion run, each one job, shared by the local run and the Ray run.
 
-plan (:class:`Planner`: hash, compare with the ledger) → parse (:func:`parser_pool`,
-:func:`parse_each`) → prepare (:func:`prepare`: chunks) → embed (:class:`BatchEmbedder`,
-:func:`embed_each`) → build points (:func:`build_points`) → write (:class:`Writer`).
+plan (:class:`Planner`: hash, compare with the ledger) → parse and prepare (:func:`parser_pool`,
+:func:`parse_each`; the parser workers also cut the text into chunks and encode the pictures, see
+:mod:`mrag.ingestion.preparation`) → embed (:class:`BatchEmbedder`, :func:`embed_each`) → build
+points (:func:`build_points`) → write (:class:`Writer`).
 
 The model is loaded by :class:`LazyModel` on first use, so a run where nothing changed never
 loads it, and only after :class:`ModelCheck` has found the store built with the same model.
@@ -20,9 +21,11 @@ import numpy as np
 from mrag.extract.document import ExtractionError, ParsedDocument
 from mrag.extract.pool import ParserPool, auto_workers
 from mrag.extract.worker import ParserProcess
-from mrag.ingestion.chunking import Chunk, chunk_document
+from mrag.images.rendition import Rendition
+from mrag.ingestion.chunking import Chunk
 from mrag.ingestion.events import Events
-from mrag.ingestion.pipeline import ChunkingSection, Pipeline
+from mrag.ingestion.pipeline import Pipeline
+from mrag.ingestion.preparation import PreparedDocument, Preparer
 from mrag.ingestion.report import FileOutcome, Status, failure_reason
 from mrag.ingestion.signature import ExtractionSignature
 from mrag.ingestion.sources import (
@@ -35,10 +38,10 @@ from mrag.ingestion.sources import (
 )
 from mrag.ingestion.timing import Timings
 from mrag.store import ModelRecord, SourceRecord, Store
-from mrag.store.payload import image_payload, make_point, text_payload
+from mrag.store.payload import make_point, rendition_payload, text_payload
 
 if TYPE_CHECKING:
-    from mrag.model import JinaClipModel
+    from mrag.model import JinaClipModel, TextTokenizer
 
 #: Where settled sources go: the run's report and progress display.
 Finish = Callable[[FileOutcome], None]
@@ -65,11 +68,19 @@ class Todo:
 
 @dataclass
 class Prepared:
-    """A parsed source cut into chunks, waiting to be embedded."""
+    """A parsed source cut into chunks, waiting to be embedded (see
+    :class:`~mrag.ingestion.preparation.PreparedDocument` for ``ids`` and ``renditions``)."""
 
     todo: Todo
     document: ParsedDocument
     chunks: list[Chunk]
+    ids: list[list[int]]
+    renditions: list[Rendition]
+
+    @classmethod
+    def of(cls, todo: Todo, prepared: PreparedDocument) -> Prepared:
+        """The source ``todo`` with its prepared document."""
+        return cls(todo, prepared.document, prepared.chunks, prepared.ids, prepared.renditions)
 
     @property
     def source(self) -> str:
@@ -183,6 +194,29 @@ class LazyModel:
             )
         return self._model
 
+    def preparer(self) -> Preparer:
+        """What the parser workers make of each document for this model (chunks cut with its
+        own tokenizer, pictures cut to its input square), read from its checkpoint folder
+        without loading the weights when the model is not loaded yet (after ``before_load``)."""
+        if self._before_load is not None:
+            self._before_load()
+        if self._model is not None:
+            model = self._model
+            return make_preparer(
+                self.pipeline, model._require_tokenizer(), model.config.preprocess.image_size
+            )
+        from mrag.model import JinaClipConfig, TextTokenizer
+        from mrag.model.hub import CheckpointError, resolve_checkpoint
+
+        section = self.pipeline.model
+        folder = resolve_checkpoint(section.name, revision=section.revision)
+        config = JinaClipConfig.from_folder(folder)
+        try:
+            tokenizer = TextTokenizer.from_folder(folder)
+        except Exception as exc:  # as the model's own load reports it
+            raise CheckpointError(f"{folder}: cannot load the tokenizer ({exc})") from None
+        return make_preparer(self.pipeline, tokenizer, config.preprocess.image_size)
+
 
 # -- plan ----------------------------------------------------------------------------------------
 
@@ -249,38 +283,57 @@ class Planner:
         return None
 
 
-# -- parse ---------------------------------------------------------------------------------------
+# -- parse and prepare ---------------------------------------------------------------------------
 
 
-def parser_process(pipeline: Pipeline, passwords: Sequence[str]) -> ParserProcess:
-    """A parser worker with the pipeline's guard rails (memory cap, time budget, page limits)."""
+def make_preparer(pipeline: Pipeline, tokenizer: TextTokenizer, image_size: int | None) -> Preparer:
+    """The :class:`Preparer` for the pipeline's chunking and limits, with the model's tokenizer
+    and input size."""
+    return Preparer(
+        tokenizer,
+        max_tokens=pipeline.chunking.max_tokens,
+        overlap_tokens=pipeline.chunking.overlap_tokens,
+        image_size=image_size,
+        max_pixels=pipeline.limits.max_pixels,
+    )
+
+
+def parser_process(
+    pipeline: Pipeline, passwords: Sequence[str], preparer: Preparer | None = None
+) -> ParserProcess:
+    """A parser worker with the pipeline's guard rails (memory cap, time budget, page limits),
+    which also prepares each document with ``preparer`` when one is given."""
     return ParserProcess(
         limits=pipeline.extraction_limits(),
         image_filter=pipeline.image_filter(),
         passwords=passwords,
         memory_mb=pipeline.limits.memory_mb,
         ocr=pipeline.ocr_settings(),
+        prepare=preparer,
     )
 
 
-def parser_pool(pipeline: Pipeline, passwords: Sequence[str], files: int) -> ParserPool:
+def parser_pool(
+    pipeline: Pipeline, passwords: Sequence[str], files: int, preparer: Preparer | None = None
+) -> ParserPool:
     """The run's parser workers: ``limits.workers`` of them (``"auto"``: sized from the cores
-    and memory, see :func:`~mrag.extract.pool.auto_workers`), each with the guard rails of
-    :func:`parser_process`."""
+    and memory, see :func:`~mrag.extract.pool.auto_workers`), each as :func:`parser_process`
+    makes it."""
     workers = pipeline.limits.workers
     if workers == "auto":
         size = auto_workers(pipeline.limits.memory_mb, files)
     else:
         size = max(1, min(int(workers), files))
-    return ParserPool(size, lambda: parser_process(pipeline, passwords))
+    return ParserPool(size, lambda: parser_process(pipeline, passwords, preparer))
 
 
 def parse_each(
     parsers: ParserPool, todo: Sequence[Todo], timings: Timings
-) -> Iterator[tuple[Todo, ParsedDocument | ExtractionError]]:
-    """Each source with its parsed document, or the error that failed it, in ``todo``'s order.
+) -> Iterator[tuple[Todo, PreparedDocument | ParsedDocument | ExtractionError]]:
+    """Each source with its prepared document (parsed only, when the workers were given no
+    :class:`Preparer`), or the error that failed it, in ``todo``'s order.
 
-    The workers parse the next files while the caller chunks and embeds this one.
+    The workers parse and prepare the next files while the caller embeds this one.
     """
     outcomes = parsers.parse([item.file.path for item in todo])
     while True:
@@ -289,31 +342,22 @@ def parse_each(
         if step is None:
             return
         index, parsed = step
-        if isinstance(parsed, ParsedDocument):
+        if isinstance(parsed, PreparedDocument):
             for stage, seconds in parsed.timings.items():
+                timings[stage] += seconds
+        document = parsed.document if isinstance(parsed, PreparedDocument) else parsed
+        if isinstance(document, ParsedDocument):
+            for stage, seconds in document.timings.items():
                 timings[f"parse_{stage}"] += seconds
         yield todo[index], parsed
 
 
-# -- prepare -------------------------------------------------------------------------------------
-
-
-def prepare(
-    todo: Todo,
-    document: ParsedDocument,
-    model: JinaClipModel,
-    chunking: ChunkingSection,
-    timings: Timings,
-) -> Prepared:
-    """Cut the document's text into chunks with the model's own tokenizer."""
-    with timings.measure("chunk"):
-        chunks = chunk_document(
-            document.pages,
-            model._require_tokenizer().backend,
-            max_tokens=chunking.max_tokens,
-            overlap_tokens=chunking.overlap_tokens,
-        )
-    return Prepared(todo, document, chunks)
+def prepare(todo: Todo, document: ParsedDocument, preparer: Preparer, timings: Timings) -> Prepared:
+    """Prepare a document parsed elsewhere in this process (see :class:`Preparer`)."""
+    prepared = preparer.prepare(document)
+    for stage, seconds in prepared.timings.items():
+        timings[stage] += seconds
+    return Prepared.of(todo, prepared)
 
 
 # -- embed ---------------------------------------------------------------------------------------
@@ -339,12 +383,12 @@ class BatchEmbedder:
         self, pending: Sequence[Prepared]
     ) -> Iterator[tuple[Prepared, np.ndarray, np.ndarray]]:
         """Each source of ``pending`` with its text and image vectors, once they are all there."""
-        texts = [chunk.embedding_text() for item in pending for chunk in item.chunks]
+        ids = [sequence for item in pending for sequence in item.ids]
         images = [image.image for item in pending for image in item.document.images]
         collected = _Collector(pending)
         yield from collected.ready()
-        if texts:
-            for indices, vectors in self._text_batches(texts):
+        if ids:
+            for indices, vectors in self._text_batches(ids):
                 collected.add("text", indices, vectors)
                 yield from collected.ready()
         if images:
@@ -352,12 +396,11 @@ class BatchEmbedder:
                 collected.add("image", indices, vectors)
                 yield from collected.ready()
 
-    def _text_batches(self, texts: list[str]) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Text vectors a batch at a time, batched as :meth:`JinaClipModel.encode_ids` would."""
+    def _text_batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Text vectors of the chunks' token ids a batch at a time, batched as
+        :meth:`JinaClipModel.encode_ids` would."""
         model = self.model.get()
         batch_size = self.pipeline.model.batch_size
-        with self.timings.measure("tokenize"):
-            ids = model.tokenize(texts, max_length=self.pipeline.chunking.max_tokens)
         lengths = [len(sequence) for sequence in ids]
         self.real_tokens += sum(lengths)
         for batch in model.text_batch_plan(lengths, batch_size):
@@ -513,7 +556,8 @@ def _text_points(item: Prepared, vectors: np.ndarray, common: dict[str, Any]) ->
 
 def _image_points(item: Prepared, vectors: np.ndarray, common: dict[str, Any]) -> list[Any]:
     points = []
-    for image, vector in zip(item.document.images, vectors, strict=True):
+    images = zip(item.document.images, item.renditions, vectors, strict=True)
+    for image, rendition, vector in images:
         metadata = {
             **common,
             "page": image.pages[0],
@@ -524,7 +568,7 @@ def _image_points(item: Prepared, vectors: np.ndarray, common: dict[str, Any]) -
             "alt_text": image.alt_text,
             "element": image.element,
         }
-        payload = image_payload(image.context, image.image, metadata)
+        payload = rendition_payload(image.context, rendition, metadata)
         points.append(make_point(item.source, "image", image.content_hash, vector, payload))
     return points
 

@@ -7,32 +7,14 @@ import torch
 from PIL import Image
 
 from mrag.model.config import PreprocessConfig
-
-
-def resize_shortest_side(image: Image.Image, size: int) -> Image.Image:
-    """Bicubic resize so that the shorter side is ``size``; the long side is truncated to int."""
-    width, height = image.size
-    if width <= height:
-        new_size = (size, int(size * height / width))
-    else:
-        new_size = (int(size * width / height), size)
-    if new_size == image.size:
-        return image
-    return image.resize(new_size, Image.Resampling.BICUBIC)
-
-
-def center_crop(image: Image.Image, size: int) -> Image.Image:
-    width, height = image.size
-    left = round((width - size) / 2.0)
-    top = round((height - size) / 2.0)
-    return image.crop((left, top, left + size, top + size))
+from mrag.model.crop import tower_square
 
 
 def preprocess_image(image: Image.Image, config: PreprocessConfig) -> torch.Tensor:
     """One RGB PIL image to a normalised (3, size, size) float32 tensor."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    image = center_crop(resize_shortest_side(image, config.image_size), config.image_size)
+    image = tower_square(image, config.image_size)
     array = np.asarray(image, dtype=np.float32) / 255.0
     mean = np.asarray(config.mean, dtype=np.float32)
     std = np.asarray(config.std, dtype=np.float32)

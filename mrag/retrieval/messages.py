@@ -24,7 +24,7 @@ from langchain_core.prompt_values import ChatPromptValue
 from langchain_core.runnables import RunnableLambda
 
 from mrag.images import ImageError, load_image
-from mrag.store.payload import encode_rendition
+from mrag.images.rendition import encode_rendition
 
 #: Longest side of an image sent to a chat model; 768 px is what most vision models tile to.
 DEFAULT_MAX_SIDE = 768

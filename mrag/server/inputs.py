@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 from mrag.images import ImageError, decode_image_bytes, to_rgb
 from mrag.images.urls import URLError, fetch_public_url
 from mrag.model import JinaClipModel
-from mrag.model.processing import center_crop, resize_shortest_side
+from mrag.model.crop import tower_square
 from mrag.server.limits import ServerLimits, invalid, too_large
 
 _WHITESPACE = re.compile(rb"\s+")
@@ -243,7 +243,7 @@ def decode_image_input(
         try:
             image = to_rgb(image)
             if image_size is not None:
-                image = center_crop(resize_shortest_side(image, image_size), image_size)
+                image = tower_square(image, image_size)
         except Exception as exc:
             raise invalid(
                 f"{param}: cannot convert the image ({exc})", param=param, code="invalid_image"

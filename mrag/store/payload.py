@@ -6,8 +6,8 @@ or "page"; see :data:`mrag.extract.document.ELEMENTS`), ``source``, ``page`` (fi
 None), ``pages`` and ``content_hash`` (sha256 of the source file, or of the content for points
 added directly).
 Image points also carry ``mime_type`` and ``image_base64``: a rendition of the picture capped at
-:data:`RENDITION_MAX_SIDE` pixels, so any client of the store can show the image without the
-original file.
+:data:`~mrag.images.rendition.RENDITION_MAX_SIDE` pixels (:mod:`mrag.images.rendition`), so any
+client of the store can show the image without the original file.
 """
 
 from __future__ import annotations
@@ -19,32 +19,8 @@ from typing import Any
 
 from PIL import Image
 
-from mrag.images import to_rgb
+from mrag.images.rendition import RENDITION_MAX_SIDE, Rendition, rendition_of
 from mrag.store.types import Point, point_id
-
-#: Longest side of the image rendition stored in each image point.
-RENDITION_MAX_SIDE = 1024
-_JPEG_QUALITY = 88
-#: Images with at most this many distinct colours are stored as PNG.
-_LINE_ART_COLOURS = 256
-
-
-def encode_rendition(image: Image.Image, max_side: int = RENDITION_MAX_SIDE) -> tuple[str, bytes]:
-    """Downscale ``image`` to fit ``max_side`` and encode it; returns (mime type, bytes).
-
-    Photos compress best as JPEG, line art (charts, diagrams, scans: few distinct colours) as
-    PNG, which also keeps its edges sharp.
-    """
-    image = to_rgb(image)
-    if max(image.size) > max_side:
-        image = image.copy()
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    if image.getcolors(maxcolors=_LINE_ART_COLOURS) is not None:
-        image.save(buffer, format="PNG", optimize=True)
-        return "image/png", buffer.getvalue()
-    image.save(buffer, format="JPEG", quality=_JPEG_QUALITY)
-    return "image/jpeg", buffer.getvalue()
 
 
 def text_payload(text: str, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -56,17 +32,23 @@ def image_payload(
     context: str, image: Image.Image, metadata: dict[str, Any], max_side: int = RENDITION_MAX_SIDE
 ) -> dict[str, Any]:
     """An image point's payload; ``element`` is "figure" unless ``metadata`` says otherwise."""
-    mime_type, data = encode_rendition(image, max_side)
+    return rendition_payload(context, rendition_of(image, max_side), metadata)
+
+
+def rendition_payload(
+    context: str, rendition: Rendition, metadata: dict[str, Any]
+) -> dict[str, Any]:
+    """An image point's payload from a rendition made beforehand (see :func:`image_payload`)."""
     return {
         "page_content": context,
         "metadata": {
             "modality": "image",
             "element": "figure",
             **metadata,
-            "width": image.width,
-            "height": image.height,
-            "mime_type": mime_type,
-            "image_base64": base64.b64encode(data).decode("ascii"),
+            "width": rendition.width,
+            "height": rendition.height,
+            "mime_type": rendition.mime_type,
+            "image_base64": rendition.data_base64,
         },
     }
 

@@ -284,12 +284,15 @@ def test_a_store_of_the_old_cwd_relative_names_is_migrated(
 
 
 class _FailsOnMarker(JinaClipModel):
-    """The real model, except that tokenizing a text with BOOM in it raises."""
+    """The real model, except that embedding a text with BOOM in it raises."""
 
-    def tokenize(self, texts, **kwargs):
-        if any("BOOM" in text for text in texts):
-            raise RuntimeError("the tokenizer choked")
-        return super().tokenize(texts, **kwargs)
+    def encode_ids(self, ids, **kwargs):
+        marker = self.tokenize(["BOOM"])[0][1:-1]  # without [CLS] and [SEP]
+        for sequence in ids:
+            windows = (sequence[i : i + len(marker)] for i in range(len(sequence)))
+            if any(window == marker for window in windows):
+                raise RuntimeError("the text tower choked")
+        return super().encode_ids(ids, **kwargs)
 
 
 def test_one_source_failing_in_the_main_process_fails_alone_and_keeps_its_stored_version(
@@ -308,7 +311,7 @@ def test_one_source_failing_in_the_main_process_fails_alone_and_keeps_its_stored
     outcomes = {outcome.path.rsplit("/", 1)[-1]: outcome for outcome in report.files}
     assert outcomes["a.md"].status == "ingested" and outcomes["c.md"].status == "unchanged"
     assert outcomes["b.md"].status == "failed"
-    assert outcomes["b.md"].reason == "RuntimeError: the tokenizer choked"
+    assert outcomes["b.md"].reason == "RuntimeError: the text tower choked"
     after = [p for p in _payloads(tmp_path / "store") if p["metadata"]["file_name"] == "b.md"]
     assert after == before
     assert not report.ok

@@ -44,12 +44,13 @@ def sources(tmp_path: Path, tiny_model: JinaClipModel) -> list[Prepared]:
     (tmp_path / "long.md").write_text("# Long\n\n" + long_text)
     (tmp_path / "short.md").write_text("# Short\n\nOne line about valves.")
     docgen.write_image(tmp_path / "photo.png", docgen.halves((200, 30, 30), (30, 30, 200)), "PNG")
-    chunking = Pipeline().override(chunking__max_tokens=48, chunking__overlap_tokens=8).chunking
+    pipeline = Pipeline().override(chunking__max_tokens=48, chunking__overlap_tokens=8)
+    preparer = LazyModel(pipeline, tiny_model).preparer()
     prepared = []
     for name in ("long.md", "short.md", "photo.png"):
         path = tmp_path / name
         todo = Todo(SourceFile(path, str(path)), "hash-" + name)
-        prepared.append(prepare(todo, parse(path), tiny_model, chunking, Timings()))
+        prepared.append(prepare(todo, parse(path), preparer, Timings()))
     return prepared
 
 

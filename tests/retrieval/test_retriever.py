@@ -17,11 +17,12 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests
 from PIL import Image
 from qdrant_client import QdrantClient, models
 
+from mrag.images.rendition import RENDITION_MAX_SIDE
 from mrag.model import JinaClipModel
 from mrag.model.embeddings import JinaClipEmbeddings
 from mrag.retrieval.retriever import FusionSettings, Hit, MultimodalRetriever, fuse, split_filter
 from mrag.store import Store, StoreError, point_id
-from mrag.store.payload import RENDITION_MAX_SIDE, image_payload, make_point, text_payload
+from mrag.store.payload import image_payload, make_point, text_payload
 
 CHUNKS = [
     ("report.pdf", 1, "the company report shows the price of energy in the city"),

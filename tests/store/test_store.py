@@ -13,6 +13,7 @@ import pytest
 from helpers import BACKENDS, open_backend, run_python
 from PIL import Image
 
+from mrag.images.rendition import RENDITION_MAX_SIDE, encode_rendition
 from mrag.store import (
     POINT_NAMESPACE,
     ModelMismatchError,
@@ -23,13 +24,7 @@ from mrag.store import (
     StoreSettings,
     point_id,
 )
-from mrag.store.payload import (
-    RENDITION_MAX_SIDE,
-    encode_rendition,
-    image_payload,
-    make_point,
-    text_payload,
-)
+from mrag.store.payload import image_payload, make_point, text_payload
 
 
 def _record(source: str, digest: str, points: int) -> SourceRecord:

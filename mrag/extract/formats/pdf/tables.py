@@ -12,9 +12,6 @@ A "Table N" caption within a short distance above (or else below) the table name
 
 from __future__ import annotations
 
-import ctypes
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +19,22 @@ import pypdfium2.raw as pdfium_c
 
 from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
+from mrag.extract.formats.pdf.table_text import (
+    MIN_COLUMN_GAP,
+    Word,
+    cells,
+    centre_inside,
+    gap_edges,
+    overlaps_x,
+    phrases,
+    read_words,
+    text_lines,
+    turn,
+    union,
+)
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
-_SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
 #: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
 _ICON_SHARE = 0.02
 #: A path thinner than this (points) is a rule.
@@ -34,10 +43,6 @@ _RULE = 2.0
 _MIN_TABLE_WIDTH = 60.0
 #: Two rules this close (points) touch.
 _JOIN = 2.5
-#: A column gap is at least this wide (points).
-_MIN_COLUMN_GAP = 5.0
-#: Text boxes whose vertical centres are this close (points) are one line.
-_LINE_SLACK = 2.5
 #: Furthest a header rule may be from the rule that closes its table, in points.
 _MAX_TABLE_DROP = 400.0
 #: Furthest a caption beside a table (in the margin) may be from it, in points.
@@ -68,33 +73,12 @@ class _Rules:
     shaded: list[Box] = field(default_factory=list)
 
 
-@dataclass
-class _Word:
-    box: Box
-    text: str
-    page_box: Box
-    spaced: bool = False  # a space character came before this word
-
-
-def _turn(box: Box, rotation: int) -> Box:
-    """A page-space box as the reader sees it on a page shown turned by ``rotation`` degrees
-    clockwise (so text lines run left to right); turning by ``360 - rotation`` undoes it."""
-    left, bottom, right, top = box
-    if rotation == 90:
-        return (bottom, -right, top, -left)
-    if rotation == 180:
-        return (-right, -top, -left, -bottom)
-    if rotation == 270:
-        return (-top, left, -bottom, right)
-    return box
-
-
 def _rules(graphics: list[Any], rotation: int) -> tuple[_Rules, list[Box]]:
     """Horizontal and vertical rules of the page, and the boxes of everything else drawn."""
     rules = _Rules()
     drawn: list[Box] = []
     for element in graphics[:_MAX_PATHS]:
-        box = _turn(element.box, rotation)
+        box = turn(element.box, rotation)
         width, height = box[2] - box[0], box[3] - box[1]
         if width < _RULE and height < _RULE:
             continue  # a dot or a glyph piece: neither a rule nor a drawing that matters
@@ -122,15 +106,6 @@ def _touch(a: Box, b: Box) -> bool:
         and b[0] <= a[2] + _JOIN
         and a[1] <= b[3] + _JOIN
         and b[1] <= a[3] + _JOIN
-    )
-
-
-def _union(boxes: Sequence[Box]) -> Box:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
     )
 
 
@@ -166,24 +141,6 @@ def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
     return found
 
 
-def _phrases(words: list[_Word]) -> list[_Word]:
-    """Words of one line a space apart joined into one phrase ("Long Gun"); a wider gap is a
-    column gap."""
-    phrases: list[_Word] = []
-    for line in _lines(words):
-        current: _Word | None = None
-        for word in line:
-            space = 0.6 * (word.box[3] - word.box[1])
-            if current is not None and word.box[0] - current.box[2] < min(space, _MIN_COLUMN_GAP):
-                current.box = _union([current.box, word.box])
-                current.page_box = _union([current.page_box, word.page_box])
-                current.text = f"{current.text}{' ' if word.spaced else ''}{word.text}"
-                continue
-            current = _Word(word.box, word.text, word.page_box)
-            phrases.append(current)
-    return phrases
-
-
 def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
     """(box, horizontal rules, vertical rules) of each ruled area that may be a table."""
     regions: list[tuple[Box, list[Box], list[Box]]] = []
@@ -192,10 +149,10 @@ def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
         long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
         if len(long) >= 2:
             vertical = [b for b in group if b not in horizontal]
-            regions.append((_union(group), horizontal, vertical))
+            regions.append((union(group), horizontal, vertical))
     grids = [box for box, _h, _v in regions]
     for stack in _stacked_rules(rules.horizontal):
-        box = _union(stack)
+        box = union(stack)
         # Stacks may nest (a table between two page-wide rules): running text fails as a table.
         if not any(_inside(box, other) for other in grids):
             regions.append((box, stack, []))
@@ -211,87 +168,7 @@ def _inside(inner: Box, outer: Box, slack: float = 2.0) -> bool:
     )
 
 
-def _centre_inside(box: Box, outer: Box) -> bool:
-    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
-
-
-def _words(textpage: Any, rotation: int, areas: list[Box]) -> list[_Word]:
-    """Words inside ``areas`` (page space): characters joined until a space or a gap, turned as
-    the reader sees them, read character by character from PDFium's text page in one pass.
-    Characters outside every area are passed over without reading what they are."""
-    words: list[_Word] = []
-    chars: list[str] = []
-    box: list[float] = []
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    spaced = False
-
-    def close() -> None:
-        nonlocal spaced
-        if chars:
-            page_box = (box[0], box[1], box[2], box[3])
-            words.append(_Word(_turn(page_box, rotation), "".join(chars), page_box, spaced))
-            chars.clear()
-            spaced = False
-
-    raw = textpage.raw
-    where = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
-    for index in range(pdfium_c.FPDFText_CountChars(raw)):
-        if not pdfium_c.FPDFText_GetCharBox(raw, index, *where):
-            close()
-            spaced = True
-            continue
-        current = (left.value, bottom.value, right.value, top.value)
-        if not any(_centre_inside(current, area) for area in areas):
-            close()
-            continue
-        code = pdfium_c.FPDFText_GetUnicode(raw, index)
-        char = chr(code) if 0 < code < 0x110000 else ""
-        if not char or char.isspace():
-            close()
-            spaced = True
-            continue
-        if chars and not _continues(box, current, rotation):
-            close()
-        if not chars:
-            box = list(current)
-        else:
-            box = [
-                min(box[0], current[0]),
-                min(box[1], current[1]),
-                max(box[2], current[2]),
-                max(box[3], current[3]),
-            ]
-        chars.append(char)
-    close()
-    return words
-
-
-def _continues(box: list[float], char: Box, rotation: int) -> bool:
-    """Whether a character carries on the word in ``box`` (same line, no gap between)."""
-    a, b = _turn((box[0], box[1], box[2], box[3]), rotation), _turn(char, rotation)
-    height = max(a[3] - a[1], b[3] - b[1], 1.0)
-    same_line = abs((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) <= 0.5 * height
-    return same_line and -0.5 * height <= b[0] - a[2] <= 0.6 * height
-
-
-def _lines(words: list[_Word]) -> list[list[_Word]]:
-    """Words grouped into lines, top to bottom, each line left to right."""
-    lines: list[list[_Word]] = []
-    for word in sorted(words, key=lambda w: -(w.box[1] + w.box[3]) / 2):
-        centre = (word.box[1] + word.box[3]) / 2
-        if lines:
-            last = lines[-1][0].box
-            if abs((last[1] + last[3]) / 2 - centre) <= _LINE_SLACK:
-                lines[-1].append(word)
-                continue
-        lines.append([word])
-    for line in lines:
-        line.sort(key=lambda w: w.box[0])
-    return lines
-
-
-def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -> list[list[_Word]]:
+def _merge_by_rules(lines: list[list[Word]], horizontal: list[Box], box: Box) -> list[list[Word]]:
     """In a grid ruled between every row, lines with no rule between them are one row (a cell
     whose text wraps)."""
     width = box[2] - box[0]
@@ -299,11 +176,11 @@ def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -
     if len(ys) < len(lines) // 2 + 1:
         return lines  # rules between some rows only: every text line is a row
 
-    def band(line: list[_Word]) -> int:
+    def band(line: list[Word]) -> int:
         centre = (line[0].box[1] + line[0].box[3]) / 2
         return sum(1 for y in ys if y < centre)
 
-    rows: list[list[_Word]] = []
+    rows: list[list[Word]] = []
     previous = None
     for line in lines:
         current = band(line)
@@ -315,7 +192,7 @@ def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -
     return rows
 
 
-def _column_edges(rows: list[list[_Word]], vertical: list[Box], box: Box) -> list[float]:
+def _column_edges(rows: list[list[Word]], vertical: list[Box], box: Box) -> list[float]:
     """x positions that separate columns: inner vertical rules, else gaps through every row."""
     height = box[3] - box[1]
     inner = sorted(
@@ -326,70 +203,23 @@ def _column_edges(rows: list[list[_Word]], vertical: list[Box], box: Box) -> lis
         }
     )
     # Vertical rules may divide groups of columns only: the gaps between the text divide the rest.
-    return _dedupe(sorted(inner + _gap_edges(rows, box)))
+    return _dedupe(sorted(inner + gap_edges(rows, box)))
 
 
 def _dedupe(xs: list[float]) -> list[float]:
     kept: list[float] = []
     for x in xs:
-        if not kept or x - kept[-1] > 2 * _MIN_COLUMN_GAP:
+        if not kept or x - kept[-1] > 2 * MIN_COLUMN_GAP:
             kept.append(x)
     return kept
 
 
-def _gap_edges(rows: list[list[_Word]], box: Box) -> list[float]:
-    """Middles of the vertical gaps through the table: runs of x where (almost) no row has text.
-
-    A few rows may cross a gap (a wide total, a note): up to one row in twenty is allowed to.
-    """
-    widest = max((len(row) for row in rows), default=0)
-    # Header rows whose cells span several columns would close every gap: the rows with most
-    # cells decide where the gaps are, the others fall into the columns their words centre in.
-    full = [row for row in rows if len(row) >= 0.6 * widest]
-    if not full:
-        return []
-    origin = int(box[0])
-    covered = [0] * (int(box[2]) - origin + 2)
-    for row in full:
-        for word in row:
-            start = max(0, int(word.box[0]) - origin)
-            end = min(len(covered), int(word.box[2]) - origin + 1)
-            for x in range(start, end):
-                covered[x] += 1
-    allowed = len(full) // 20
-    edges: list[float] = []
-    run_start: int | None = None
-    seen_text = False
-    for x, count in enumerate(covered):
-        if count <= allowed:
-            if run_start is None:
-                run_start = x
-            continue
-        if run_start is not None and seen_text and x - run_start >= _MIN_COLUMN_GAP:
-            edges.append(origin + (run_start + x) / 2)
-        run_start, seen_text = None, True
-    return edges
-
-
-def _cells(rows: list[list[_Word]], edges: list[float]) -> list[list[str]]:
-    table = []
-    for row in rows:
-        cells = [""] * (len(edges) + 1)
-        for word in row:  # line by line, each left to right
-            centre = (word.box[0] + word.box[2]) / 2
-            column = sum(1 for x in edges if x < centre)
-            cells[column] = f"{cells[column]} {word.text}".strip()
-        # Text layers often put a space glyph before a comma or a full stop ("1 ,260").
-        table.append([_SPACE_BEFORE_MARK.sub(r"\1", cell) for cell in cells])
-    return table
-
-
-def _read(textpage: Any, words: list[_Word], box: Box, horizontal: list[Box], vertical: list[Box]):
-    inside = _phrases([w for w in words if _centre_inside(w.box, box)])
+def _read(textpage: Any, words: list[Word], box: Box, horizontal: list[Box], vertical: list[Box]):
+    inside = phrases([w for w in words if centre_inside(w.box, box)])
     if len(inside) < 3:
         return None
-    rows = _merge_by_rules(_lines(inside), horizontal, box)
-    return clean_rows(_cells(rows, _column_edges(rows, vertical, box)))
+    rows = _merge_by_rules(text_lines(inside), horizontal, box)
+    return clean_rows(cells(rows, _column_edges(rows, vertical, box)))
 
 
 def _holds_drawing(drawn: list[Box], box: Box) -> bool:
@@ -404,16 +234,20 @@ def _holds_drawing(drawn: list[Box], box: Box) -> bool:
     )
 
 
-def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, Box | None]:
+def _caption(textpage: Any, words: list[Word], box: Box) -> tuple[str | None, Box | None]:
     """The nearest "Table N" line above the table (or below it, or beside it in the margin),
     with the lines right under it that continue the caption."""
-    above_below = [w for w in words if _overlaps_x(w.box, box) and not _centre_inside(w.box, box)]
+    # A line above or below is taken whole (a caption may start left of the table); lines of
+    # the margin are built apart: a side caption shares its height with table rows.
+    off_level = [w for w in words if not box[1] <= (w.box[1] + w.box[3]) / 2 <= box[3]]
+    above_below = [
+        line for line in text_lines(off_level) if overlaps_x(union([w.box for w in line]), box)
+    ]
     beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
-    # Lines of the margin are built apart: a side caption shares its height with table rows.
-    lines = _lines(above_below) + _lines(beside)
+    lines = above_below + text_lines(beside)
     best: tuple[float, int] | None = None
     for index, line in enumerate(lines):
-        distance = _caption_distance(_union([w.box for w in line]), box)
+        distance = _caption_distance(union([w.box for w in line]), box)
         if distance is None or not is_table_caption(" ".join(word.text for word in line)):
             continue
         if best is None or distance < best[0]:
@@ -422,12 +256,12 @@ def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, B
         return None, None
     block = _caption_block(lines, best[1])
     text = " ".join(word.text for line in block for word in line)
-    return text, _union([word.page_box for line in block for word in line])
+    return text, union([word.page_box for line in block for word in line])
 
 
 def _caption_distance(line: Box, box: Box) -> float | None:
     """How far a line is from the table as a caption, or ``None`` where no caption stands."""
-    if _overlaps_x(line, box):
+    if overlaps_x(line, box):
         # A caption below counts a little further than one above.
         gap = line[1] - box[3] if line[1] >= box[3] else box[1] - line[3] + 10
         return gap if gap <= _CAPTION_GAP else None
@@ -436,20 +270,20 @@ def _caption_distance(line: Box, box: Box) -> float | None:
     return side + 20 if level and 0 <= side <= _SIDE_CAPTION_GAP else None
 
 
-def _caption_block(lines: list[list[_Word]], first: int) -> list[list[_Word]]:
+def _caption_block(lines: list[list[Word]], first: int) -> list[list[Word]]:
     """The caption line and the lines right under it that carry it on (up to four)."""
     block = [lines[first]]
     following = sorted(
         (
             line
             for line in lines
-            if _union([w.box for w in line])[3] < _union([w.box for w in lines[first]])[1]
+            if union([w.box for w in line])[3] < union([w.box for w in lines[first]])[1]
         ),
-        key=lambda line: -_union([w.box for w in line])[3],
+        key=lambda line: -union([w.box for w in line])[3],
     )
     for line in following[:4]:
-        last = _union([w.box for w in block[-1]])
-        current = _union([w.box for w in line])
+        last = union([w.box for w in block[-1]])
+        current = union([w.box for w in line])
         height = last[3] - last[1]
         if last[1] - current[3] > 0.8 * height or abs(current[0] - last[0]) > 2 * height:
             break
@@ -459,14 +293,10 @@ def _caption_block(lines: list[list[_Word]], first: int) -> list[list[_Word]]:
     return block
 
 
-def _overlaps_x(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2]
-
-
-def _holds_bars(shaded: list[Box], words: list[_Word], box: Box) -> bool:
+def _holds_bars(shaded: list[Box], words: list[Word], box: Box) -> bool:
     """A coloured box inside with no text in it: a bar or a tile of a chart, not a shaded cell."""
     for other in shaded:
-        if _inside(other, box) and not any(_centre_inside(w.box, other) for w in words):
+        if _inside(other, box) and not any(centre_inside(w.box, other) for w in words):
             return True
     return False
 
@@ -508,10 +338,10 @@ def find_tables(
     # Only the text in and around the regions is read: cells, and captions above or beside.
     margin = _SIDE_CAPTION_GAP + _CAPTION_GAP
     areas = [
-        _turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
+        turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
         for b, _h, _v in regions
     ]
-    words = _words(textpage, rotation, areas)
+    words = read_words(textpage, rotation, areas)
     tables: list[PdfTable] = []
     for box, horizontal, vertical in regions:
         if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):
@@ -524,12 +354,12 @@ def find_tables(
             continue
         caption, caption_box = _caption(textpage, words, box)
         caption = caption or title
-        tables.append(PdfTable(_turn(box, (360 - rotation) % 360), rows, caption, caption_box))
+        tables.append(PdfTable(turn(box, (360 - rotation) % 360), rows, caption, caption_box))
     # A frame around a table (two page-wide rules) is not a table of its own.
     tables = [
         table
         for table in tables
         if not any(other is not table and _inside(other.box, table.box) for other in tables)
     ]
-    tables.sort(key=lambda table: -_turn(table.box, rotation)[3])
+    tables.sort(key=lambda table: -turn(table.box, rotation)[3])
     return tables

@@ -19,13 +19,13 @@ import pypdfium2.raw as pdfium_c
 
 from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
+from mrag.extract.formats.pdf.table_captions import CAPTION_GAP, SIDE_CAPTION_GAP, table_caption
 from mrag.extract.formats.pdf.table_text import (
     MIN_COLUMN_GAP,
     Word,
     cells,
     centre_inside,
     gap_edges,
-    overlaps_x,
     phrases,
     read_words,
     text_lines,
@@ -33,7 +33,7 @@ from mrag.extract.formats.pdf.table_text import (
     union,
 )
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
-from mrag.extract.tables import clean_rows, is_table, is_table_caption
+from mrag.extract.tables import clean_rows, is_table
 
 #: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
 _ICON_SHARE = 0.02
@@ -45,12 +45,8 @@ _MIN_TABLE_WIDTH = 60.0
 _JOIN = 2.5
 #: Furthest a header rule may be from the rule that closes its table, in points.
 _MAX_TABLE_DROP = 400.0
-#: Furthest a caption beside a table (in the margin) may be from it, in points.
-_SIDE_CAPTION_GAP = 150.0
 #: A region whose cells are this often long sentences is running text between two rules.
 _PROSE_CELL_SHARE = 0.3
-#: Furthest a caption may be from its table, in points.
-_CAPTION_GAP = 40.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
 _MAX_PATHS = 5000
 
@@ -234,65 +230,6 @@ def _holds_drawing(drawn: list[Box], box: Box) -> bool:
     )
 
 
-def _caption(textpage: Any, words: list[Word], box: Box) -> tuple[str | None, Box | None]:
-    """The nearest "Table N" line above the table (or below it, or beside it in the margin),
-    with the lines right under it that continue the caption."""
-    # A line above or below is taken whole (a caption may start left of the table); lines of
-    # the margin are built apart: a side caption shares its height with table rows.
-    off_level = [w for w in words if not box[1] <= (w.box[1] + w.box[3]) / 2 <= box[3]]
-    above_below = [
-        line for line in text_lines(off_level) if overlaps_x(union([w.box for w in line]), box)
-    ]
-    beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
-    lines = above_below + text_lines(beside)
-    best: tuple[float, int] | None = None
-    for index, line in enumerate(lines):
-        distance = _caption_distance(union([w.box for w in line]), box)
-        if distance is None or not is_table_caption(" ".join(word.text for word in line)):
-            continue
-        if best is None or distance < best[0]:
-            best = (distance, index)
-    if best is None:
-        return None, None
-    block = _caption_block(lines, best[1])
-    text = " ".join(word.text for line in block for word in line)
-    return text, union([word.page_box for line in block for word in line])
-
-
-def _caption_distance(line: Box, box: Box) -> float | None:
-    """How far a line is from the table as a caption, or ``None`` where no caption stands."""
-    if overlaps_x(line, box):
-        # A caption below counts a little further than one above.
-        gap = line[1] - box[3] if line[1] >= box[3] else box[1] - line[3] + 10
-        return gap if gap <= _CAPTION_GAP else None
-    level = line[3] >= box[1] - _CAPTION_GAP and line[1] <= box[3] + _CAPTION_GAP
-    side = box[0] - line[2] if line[2] <= box[0] else line[0] - box[2]
-    return side + 20 if level and 0 <= side <= _SIDE_CAPTION_GAP else None
-
-
-def _caption_block(lines: list[list[Word]], first: int) -> list[list[Word]]:
-    """The caption line and the lines right under it that carry it on (up to four)."""
-    block = [lines[first]]
-    following = sorted(
-        (
-            line
-            for line in lines
-            if union([w.box for w in line])[3] < union([w.box for w in lines[first]])[1]
-        ),
-        key=lambda line: -union([w.box for w in line])[3],
-    )
-    for line in following[:4]:
-        last = union([w.box for w in block[-1]])
-        current = union([w.box for w in line])
-        height = last[3] - last[1]
-        if last[1] - current[3] > 0.8 * height or abs(current[0] - last[0]) > 2 * height:
-            break
-        if is_table_caption(" ".join(w.text for w in line)):
-            break
-        block.append(line)
-    return block
-
-
 def _holds_bars(shaded: list[Box], words: list[Word], box: Box) -> bool:
     """A coloured box inside with no text in it: a bar or a tile of a chart, not a shaded cell."""
     for other in shaded:
@@ -336,7 +273,7 @@ def find_tables(
         return []
     textpage = textpage or page.get_textpage()
     # Only the text in and around the regions is read: cells, and captions above or beside.
-    margin = _SIDE_CAPTION_GAP + _CAPTION_GAP
+    margin = SIDE_CAPTION_GAP + CAPTION_GAP
     areas = [
         turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
         for b, _h, _v in regions
@@ -352,7 +289,7 @@ def find_tables(
         title, rows = _title_rows(rows)
         if not is_table(rows) or _reads_as_prose(rows):
             continue
-        caption, caption_box = _caption(textpage, words, box)
+        caption, caption_box = table_caption(words, box)
         caption = caption or title
         tables.append(PdfTable(turn(box, (360 - rotation) % 360), rows, caption, caption_box))
     # A frame around a table (two page-wide rules) is not a table of its own.

@@ -17,6 +17,7 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from mrag.extract.formats.pdf.captioned_tables import caption_label, captioned_tables
 from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.table_captions import CAPTION_GAP, SIDE_CAPTION_GAP, table_caption
@@ -33,7 +34,7 @@ from mrag.extract.formats.pdf.table_text import (
     union,
 )
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
-from mrag.extract.tables import clean_rows, is_table
+from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
 #: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
 _ICON_SHARE = 0.02
@@ -47,8 +48,13 @@ _JOIN = 2.5
 _MAX_TABLE_DROP = 400.0
 #: A region whose cells are this often long sentences is running text between two rules.
 _PROSE_CELL_SHARE = 0.3
+#: Drawings at least this large (square points) end a table found from its caption.
+_WALL_AREA = 400.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
 _MAX_PATHS = 5000
+
+#: A ruled area: its box, its horizontal rules, its vertical rules.
+_Region = tuple[Box, list[Box], list[Box]]
 
 
 @dataclass
@@ -255,23 +261,10 @@ def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
     return title or None, clean_rows(rows[first:])
 
 
-def find_tables(
-    page: Any, textpage: Any | None = None, graphics: list[Any] | None = None
+def _ruled_tables(
+    textpage: Any, regions: list[_Region], rules: _Rules, drawn: list[Box], rotation: int
 ) -> list[PdfTable]:
-    """The tables of a PDFium page, top to bottom, with their cells and captions.
-
-    ``graphics`` are the page's graphics from :func:`page_graphics`, when the caller has them.
-    """
-    rotation = page.get_rotation() % 360
-    if graphics is None:
-        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
-    rules, drawn = _rules(graphics, rotation)
-    if len(rules.horizontal) < 2:
-        return []
-    regions = _candidate_regions(rules)
-    if not regions:
-        return []
-    textpage = textpage or page.get_textpage()
+    """Tables drawn with rules, boxes as the reader sees the page."""
     # Only the text in and around the regions is read: cells, and captions above or beside.
     margin = SIDE_CAPTION_GAP + CAPTION_GAP
     areas = [
@@ -290,13 +283,58 @@ def find_tables(
         if not is_table(rows) or _reads_as_prose(rows):
             continue
         caption, caption_box = table_caption(words, box)
-        caption = caption or title
-        tables.append(PdfTable(turn(box, (360 - rotation) % 360), rows, caption, caption_box))
+        tables.append(PdfTable(box, rows, caption or title, caption_box))
     # A frame around a table (two page-wide rules) is not a table of its own.
-    tables = [
+    return [
         table
         for table in tables
         if not any(other is not table and _inside(other.box, table.box) for other in tables)
     ]
-    tables.sort(key=lambda table: -turn(table.box, rotation)[3])
+
+
+def _unruled_tables(
+    page: Any, textpage: Any, text: str, tables: list[PdfTable], drawn: list[Box], rotation: int
+) -> list[PdfTable]:
+    """Tables under or over the "Table N" captions of ``text`` that no table found has."""
+    named = {caption_label(table.caption) for table in tables if table.caption}
+    wanted = {caption_label(line) for line in text.splitlines() if is_table_caption(line)}
+    wanted -= named
+    if not wanted:
+        return []
+    width, height = page.get_size()
+    words = read_words(textpage, rotation, [(-width, -height, 2 * width, 2 * height)])
+    walls = [box for box in drawn if (box[2] - box[0]) * (box[3] - box[1]) >= _WALL_AREA]
+    walls += [table.box for table in tables]
+    return [
+        PdfTable(found.box, found.rows, found.caption, found.caption_box)
+        for found in captioned_tables(words, wanted, walls)
+    ]
+
+
+def find_tables(
+    page: Any,
+    textpage: Any | None = None,
+    graphics: list[Any] | None = None,
+    text: str | None = None,
+) -> list[PdfTable]:
+    """The tables of a PDFium page, top to bottom, with their cells and captions.
+
+    ``graphics`` are the page's graphics from :func:`page_graphics`, and ``text`` its text, when
+    the caller has them.
+    """
+    rotation = page.get_rotation() % 360
+    if graphics is None:
+        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
+    rules, drawn = _rules(graphics, rotation)
+    regions = _candidate_regions(rules) if len(rules.horizontal) >= 2 else []
+    if text is None or regions or any(map(is_table_caption, text.splitlines())):
+        textpage = textpage or page.get_textpage()
+    tables = _ruled_tables(textpage, regions, rules, drawn, rotation) if regions else []
+    if text is None:
+        text = textpage.get_text_range()
+    # Only a page with a "Table N" caption that no ruled table took is read whole.
+    tables += _unruled_tables(page, textpage, text, tables, drawn, rotation)
+    tables.sort(key=lambda table: -table.box[3])
+    for table in tables:
+        table.box = turn(table.box, (360 - rotation) % 360)
     return tables

@@ -90,7 +90,8 @@ def _captions(lines: list[list[Word]], wanted: set[str]) -> Iterator[tuple[int, 
                 yield index, part
 
 
-def _is_prose(line: list[Word], width: float) -> bool:
+def is_prose_line(line: list[Word], width: float) -> bool:
+    """Whether a line of phrases is running text in a column ``width`` wide."""
     words = sum(len(part.text.split()) for part in line)
     wide = _box(line)[2] - _box(line)[0] >= _PROSE_WIDTH * width
     return wide and len(line) <= 2 and words >= _PROSE_WORDS
@@ -107,7 +108,7 @@ def _grow(
         if gap > (_ROW_GAP if rows else _FIRST_GAP) * height:
             break
         text = " ".join(part.text for part in line)
-        if is_table_caption(text) or _is_prose(line, width):
+        if is_table_caption(text) or is_prose_line(line, width):
             break
         if any(_meets(box, wall) for wall in walls):
             break

@@ -3,6 +3,8 @@ beside it in the margin) and the lines under that line which carry the caption o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.table_text import Word, overlaps_x, text_lines, union
 from mrag.extract.tables import is_table_caption
@@ -21,27 +23,65 @@ def _box(line: list[Word]) -> Box:
     return union([word.box for word in line])
 
 
-def table_caption(words: list[Word], box: Box) -> tuple[str | None, Box | None]:
-    """The caption text of the table in ``box`` and its box in page space, or ``None``s."""
+@dataclass
+class CaptionOption:
+    """A caption that may name a table: where it stands from it, how far, its text and box."""
+
+    side: str  # "above", "below" or "beside"
+    distance: float
+    text: str
+    box: Box  # page space
+
+
+def caption_options(words: list[Word], box: Box) -> dict[str, CaptionOption]:
+    """The nearest "Table N" caption above the table in ``box``, below it and beside it."""
     # A line above or below is taken whole (a caption may start left of the table); lines of
     # the margin are built apart: a side caption shares its height with table rows.
     off_level = [w for w in words if not box[1] <= (w.box[1] + w.box[3]) / 2 <= box[3]]
     above_below = [line for line in text_lines(off_level) if overlaps_x(_box(line), box)]
     beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
     lines = above_below + text_lines(beside)
-    best: tuple[float, list[list[Word]]] | None = None
+    best: dict[str, CaptionOption] = {}
     for index, line in enumerate(lines):
         if not is_table_caption(" ".join(word.text for word in line)):
             continue
         block = caption_block(lines, index)
-        distance = _caption_distance(_box(line), union([_box(row) for row in block]), box, lines)
-        if distance is not None and (best is None or distance < best[0]):
-            best = (distance, block)
-    if best is None:
-        return None, None
-    block = best[1]
-    text = " ".join(word.text for line in block for word in line)
-    return text, union([word.page_box for line in block for word in line])
+        first, whole = _box(line), union([_box(row) for row in block])
+        distance = _caption_distance(first, whole, box, lines)
+        if distance is None:
+            continue
+        side = (
+            "beside"
+            if not overlaps_x(first, box)
+            else "above"
+            if whole[1] >= box[3] - 1
+            else "below"
+        )
+        if side not in best or distance < best[side].distance:
+            text = " ".join(word.text for row in block for word in row)
+            page_box = union([word.page_box for row in block for word in row])
+            best[side] = CaptionOption(side, distance, text, page_box)
+    return best
+
+
+def assign_captions(options: list[dict[str, CaptionOption]]) -> list[CaptionOption | None]:
+    """A caption for each table of a page, each caption naming one table: the page's captions
+    stand either all above their tables or all below (beside where neither is), whichever
+    names more tables, the nearer on a tie."""
+    best: list[CaptionOption | None] = [None] * len(options)
+    best_score = (0, 0.0)
+    for side in ("above", "below"):
+        chosen: list[CaptionOption | None] = []
+        for found in options:
+            option = found.get(side) or found.get("beside")
+            if option is not None and any(o is not None and o.box == option.box for o in chosen):
+                option = None
+            chosen.append(option)
+        named = [option for option in chosen if option is not None]
+        score = (len(named), -sum(option.distance for option in named))
+        if score > best_score:
+            best, best_score = chosen, score
+    return best
 
 
 def _caption_distance(line: Box, block: Box, box: Box, lines: list[list[Word]]) -> float | None:

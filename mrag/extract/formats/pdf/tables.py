@@ -17,10 +17,15 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
-from mrag.extract.formats.pdf.captioned_tables import caption_label, captioned_tables
+from mrag.extract.formats.pdf.captioned_tables import caption_label, captioned_tables, is_prose_line
 from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
-from mrag.extract.formats.pdf.table_captions import CAPTION_GAP, SIDE_CAPTION_GAP, table_caption
+from mrag.extract.formats.pdf.table_captions import (
+    CAPTION_GAP,
+    SIDE_CAPTION_GAP,
+    assign_captions,
+    caption_options,
+)
 from mrag.extract.formats.pdf.table_text import (
     MIN_COLUMN_GAP,
     Word,
@@ -261,6 +266,63 @@ def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
     return title or None, clean_rows(rows[first:])
 
 
+def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> list[_Region]:
+    """A ruled area cut at the lines inside it that no table holds: a "Table N" caption or a
+    line of running text (two tables, one over the other, whose rules start and end together).
+    A part left with a top and a header rule runs down to the next rule as wide (``horizontal``
+    holds the page's rules)."""
+    box, rules, vertical = region
+    lines = text_lines(phrases([w for w in words if centre_inside(w.box, box)]))
+    width = box[2] - box[0]
+    cuts = [
+        (union([w.box for w in line])[1] + union([w.box for w in line])[3]) / 2
+        for line in lines
+        # A caption in the margin shares its line with a row: only a caption alone cuts.
+        if (len(line) == 1 and is_table_caption(line[0].text)) or is_prose_line(line, width)
+    ]
+    if not cuts:
+        return [region]
+    parts: dict[int, list[Box]] = {}
+    for rule in rules:
+        parts.setdefault(sum(1 for y in cuts if y > rule[3]), []).append(rule)
+    split = []
+    for part_rules in parts.values():
+        widest = max(part_rules, key=lambda rule: rule[2] - rule[0])
+        # Rules off to one side (under a margin note) are not this table's.
+        part_rules = [rule for rule in part_rules if _under(rule, widest)]
+        long = [rule for rule in part_rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH]
+        if len(long) == 2 and not vertical:
+            part_rules += _closing_rule(long, horizontal, cuts)
+        if len(part_rules) >= 2:
+            part = union(part_rules)
+            split.append((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
+    return split
+
+
+def _under(rule: Box, widest: Box) -> bool:
+    return min(rule[2], widest[2]) - max(rule[0], widest[0]) > (rule[2] - rule[0]) / 2
+
+
+def _closing_rule(pair: list[Box], horizontal: list[Box], cuts: list[float]) -> list[Box]:
+    """The rule under a table's top and header rules that closes it: the nearest as wide below,
+    with no cut between."""
+    left, right = min(r[0] for r in pair), max(r[2] for r in pair)
+    lowest = min(r[1] for r in pair)
+    below = [
+        r
+        for r in horizontal
+        if r[3] < lowest - _JOIN
+        and r[0] <= left + 6
+        and r[2] >= right - 6
+        and lowest - r[3] <= _MAX_TABLE_DROP
+        and not any(r[3] < y < lowest for y in cuts)
+    ]
+    if not below:
+        return []
+    bottom = max(below, key=lambda r: r[3])
+    return [(left, bottom[1], right, bottom[3])]
+
+
 def _ruled_tables(
     textpage: Any, regions: list[_Region], rules: _Rules, drawn: list[Box], rotation: int
 ) -> list[PdfTable]:
@@ -272,7 +334,12 @@ def _ruled_tables(
         for b, _h, _v in regions
     ]
     words = read_words(textpage, rotation, areas)
+    regions = [
+        part for region in regions for part in _split_region(region, words, rules.horizontal)
+    ]
     tables: list[PdfTable] = []
+    titles: list[str | None] = []
+    options = []
     for box, horizontal, vertical in regions:
         if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):
             continue
@@ -282,8 +349,12 @@ def _ruled_tables(
         title, rows = _title_rows(rows)
         if not is_table(rows) or _reads_as_prose(rows):
             continue
-        caption, caption_box = table_caption(words, box)
-        tables.append(PdfTable(box, rows, caption or title, caption_box))
+        tables.append(PdfTable(box, rows))
+        titles.append(title)
+        options.append(caption_options(words, box))
+    for table, title, caption in zip(tables, titles, assign_captions(options), strict=True):
+        table.caption = caption.text if caption else title
+        table.caption_box = caption.box if caption else None
     # A frame around a table (two page-wide rules) is not a table of its own.
     return [
         table

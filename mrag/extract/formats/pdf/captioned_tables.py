@@ -40,6 +40,8 @@ _PROSE_WIDTH = 0.7
 _PROSE_WORDS = 8
 #: Share of rows that must fill two cells or more.
 _FILLED_SHARE = 0.5
+#: Half the narrowest gutter between two columns of text, in points.
+_GUTTER = 7.0
 #: Lines that cross the middle of the text area in fewer than this share: a two-column page.
 _SPANNING_SHARE = 0.35
 
@@ -69,7 +71,12 @@ def _column(parts: list[Word], caption: Word) -> list[Word]:
     right = max(part.box[2] for part in parts)
     middle = (left + right) / 2
     lines = text_lines(parts)
-    spanning = sum(1 for line in lines if any(p.box[0] < middle < p.box[2] for p in line))
+    # Text near the middle of a line: no gutter there (word gaps are narrower than a gutter).
+    spanning = sum(
+        1
+        for line in lines
+        if any(p.box[0] < middle + _GUTTER and middle - _GUTTER < p.box[2] for p in line)
+    )
     if spanning >= _SPANNING_SHARE * len(lines):
         return parts
     if caption.box[2] <= middle:

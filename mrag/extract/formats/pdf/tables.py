@@ -53,6 +53,8 @@ _JOIN = 2.5
 _MAX_TABLE_DROP = 400.0
 #: A region whose cells are this often long sentences is running text between two rules.
 _PROSE_CELL_SHARE = 0.3
+#: A line this share of a ruled area wide runs across all its columns.
+_FULL_LINE = 0.95
 #: Drawings at least this large (square points) end a table found from its caption.
 _WALL_AREA = 400.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
@@ -278,7 +280,7 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
         (union([w.box for w in line])[1] + union([w.box for w in line])[3]) / 2
         for line in lines
         # A caption in the margin shares its line with a row: only a caption alone cuts.
-        if (len(line) == 1 and is_table_caption(line[0].text)) or is_prose_line(line, width)
+        if (len(line) == 1 and is_table_caption(line[0].text)) or _full_prose(line, width)
     ]
     if not cuts:
         return [region]
@@ -297,6 +299,12 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
             part = union(part_rules)
             split.append((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
     return split
+
+
+def _full_prose(line: list[Word], width: float) -> bool:
+    """Running text across the whole area; a table's wrapped cell text fills one column only."""
+    box = union([word.box for word in line])
+    return box[2] - box[0] >= _FULL_LINE * width and is_prose_line(line, width)
 
 
 def _under(rule: Box, widest: Box) -> bool:

@@ -49,6 +49,11 @@ _RULE = 2.0
 _MIN_TABLE_WIDTH = 60.0
 #: Two rules this close (points) touch.
 _JOIN = 2.5
+#: Two rules at most this far apart (points) frame a header, not a whole table.
+_HEADER_BAND = 30.0
+#: Header lines over a table's first rule: at most this many, this close (points).
+_HEADER_LINES = 2
+_HEADER_GAP = 4.0
 #: Furthest a header rule may be from the rule that closes its table, in points.
 _MAX_TABLE_DROP = 400.0
 #: A region whose cells are this often long sentences is running text between two rules.
@@ -141,7 +146,7 @@ def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
             and b[2] >= stack[0][2] - 6
             and lowest - b[3] <= _MAX_TABLE_DROP
         ]
-        if len(stack) == 2 and below:
+        if len(stack) == 2 and below and stack[0][1] - stack[1][3] <= _HEADER_BAND:
             # Top rule and header rule: the table runs down to the next rule as wide.
             bottom = max(below, key=lambda b: b[3])
             stack.append((stack[0][0], bottom[1], stack[0][2], bottom[3]))
@@ -182,7 +187,9 @@ def _merge_by_rules(lines: list[list[Word]], horizontal: list[Box], box: Box) ->
     whose text wraps)."""
     width = box[2] - box[0]
     ys = sorted({round(b[1], 1) for b in horizontal if b[2] - b[0] >= 0.5 * width})
-    if len(ys) < len(lines) // 2 + 1:
+    centres = [(line[0].box[1] + line[0].box[3]) / 2 for line in lines]
+    interior = sum(1 for y in ys if min(centres, default=0) < y < max(centres, default=0))
+    if interior < max(1, (len(lines) - 1) // 2):
         return lines  # rules between some rows only: every text line is a row
 
     def band(line: list[Word]) -> int:
@@ -280,7 +287,7 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
         (union([w.box for w in line])[1] + union([w.box for w in line])[3]) / 2
         for line in lines
         # A caption in the margin shares its line with a row: only a caption alone cuts.
-        if (len(line) == 1 and is_table_caption(line[0].text)) or _full_prose(line, width)
+        if (len(line) <= 2 and is_table_caption(line[0].text)) or _full_prose(line, width)
     ]
     if not cuts:
         return [region]
@@ -299,6 +306,31 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
             part = union(part_rules)
             split.append((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
     return split
+
+
+def _with_header(region: _Region, words: list[Word]) -> _Region:
+    """A table ruled only under its header and at its foot: the header lines right over its top
+    rule (cells in columns, not a caption, not running text) belong to it."""
+    box, horizontal, vertical = region
+    if vertical:
+        return region
+    width = box[2] - box[0]
+    above = [
+        w
+        for w in words
+        if w.box[1] >= box[3] - 1 and w.box[0] >= box[0] - 2 and w.box[2] <= box[2] + 2
+    ]
+    top = box[3]
+    for line in text_lines(phrases(above))[::-1][:_HEADER_LINES]:
+        found = union([w.box for w in line])
+        if found[1] - top > _HEADER_GAP or len(line) < 2:
+            break
+        if is_table_caption(line[0].text) or is_prose_line(line, width):
+            break
+        if any(len(part.text.split()) >= 6 for part in line):
+            break
+        top = found[3]
+    return ((box[0], box[1], box[2], top), horizontal, vertical)
 
 
 def _full_prose(line: list[Word], width: float) -> bool:
@@ -343,7 +375,9 @@ def _ruled_tables(
     ]
     words = read_words(textpage, rotation, areas)
     regions = [
-        part for region in regions for part in _split_region(region, words, rules.horizontal)
+        _with_header(part, words)
+        for region in regions
+        for part in _split_region(region, words, rules.horizontal)
     ]
     tables: list[PdfTable] = []
     titles: list[str | None] = []

@@ -32,6 +32,7 @@ from mrag.extract.formats.pdf.table_text import (
     cells,
     centre_inside,
     gap_edges,
+    overlaps_x,
     phrases,
     read_words,
     text_lines,
@@ -49,8 +50,6 @@ _RULE = 2.0
 _MIN_TABLE_WIDTH = 60.0
 #: Two rules this close (points) touch.
 _JOIN = 2.5
-#: Two rules at most this far apart (points) frame a header, not a whole table.
-_HEADER_BAND = 30.0
 #: Header lines over a table's first rule: at most this many, this close (points).
 _HEADER_LINES = 2
 _HEADER_GAP = 4.0
@@ -146,7 +145,7 @@ def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
             and b[2] >= stack[0][2] - 6
             and lowest - b[3] <= _MAX_TABLE_DROP
         ]
-        if len(stack) == 2 and below and stack[0][1] - stack[1][3] <= _HEADER_BAND:
+        if len(stack) == 2 and below:
             # Top rule and header rule: the table runs down to the next rule as wide.
             bottom = max(below, key=lambda b: b[3])
             stack.append((stack[0][0], bottom[1], stack[0][2], bottom[3]))
@@ -187,9 +186,7 @@ def _merge_by_rules(lines: list[list[Word]], horizontal: list[Box], box: Box) ->
     whose text wraps)."""
     width = box[2] - box[0]
     ys = sorted({round(b[1], 1) for b in horizontal if b[2] - b[0] >= 0.5 * width})
-    centres = [(line[0].box[1] + line[0].box[3]) / 2 for line in lines]
-    interior = sum(1 for y in ys if min(centres, default=0) < y < max(centres, default=0))
-    if interior < max(1, (len(lines) - 1) // 2):
+    if len(ys) < len(lines) // 2 + 1:
         return lines  # rules between some rows only: every text line is a row
 
     def band(line: list[Word]) -> int:
@@ -315,17 +312,15 @@ def _with_header(region: _Region, words: list[Word]) -> _Region:
     if vertical:
         return region
     width = box[2] - box[0]
-    above = [
-        w
-        for w in words
-        if w.box[1] >= box[3] - 1 and w.box[0] >= box[0] - 2 and w.box[2] <= box[2] + 2
-    ]
+    above = [w for w in words if w.box[1] >= box[3] - 1 and overlaps_x(w.box, box)]
     top = box[3]
     for line in text_lines(phrases(above))[::-1][:_HEADER_LINES]:
         found = union([w.box for w in line])
         if found[1] - top > _HEADER_GAP or len(line) < 2:
             break
-        if is_table_caption(line[0].text) or is_prose_line(line, width):
+        if found[0] < box[0] - 2 or found[2] > box[2] + 2:
+            break  # wider than the table: a caption or running text
+        if is_table_caption(" ".join(part.text for part in line)) or is_prose_line(line, width):
             break
         if any(len(part.text.split()) >= 6 for part in line):
             break

@@ -93,7 +93,9 @@ def _captions(lines: list[list[Word]], wanted: set[str]) -> Iterator[tuple[int, 
             gap = part.box[0] - line[position - 1].box[2] if position else None
             if gap is not None and gap < 3 * MIN_COLUMN_GAP:
                 continue
-            if _CAPTION.match(part.text) and caption_label(part.text) in wanted:
+            # Letter-spaced type may part the label from its number: read on to the line's end.
+            text = " ".join(other.text for other in line[position:])
+            if _CAPTION.match(text) and caption_label(text) in wanted:
                 yield index, part
 
 
@@ -173,7 +175,7 @@ def captioned_tables(words: list[Word], wanted: set[str], walls: list[Box]) -> l
         text = " ".join(part.text for line in block for part in line)
         page_box = union([part.page_box for line in block for part in line])
         found.append(CaptionedTable(union([_box(line) for line in rows]), table, text, page_box))
-        wanted.discard(caption_label(caption.text))
+        wanted.discard(caption_label(text))
     return found
 
 

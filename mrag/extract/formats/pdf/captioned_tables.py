@@ -8,6 +8,7 @@ a caption that stays in one column looks in that column only.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ _MAX_ROWS = 80
 #: A line this share of the column wide, with this many words in one or two phrases, is prose.
 _PROSE_WIDTH = 0.7
 _PROSE_WORDS = 8
+#: Widest gap between the words of a justified line of running text, in points.
+_JUSTIFIED_GAP = 1.6 * MIN_COLUMN_GAP
 #: Share of rows that must fill two cells or more.
 _FILLED_SHARE = 0.5
 #: Half the narrowest gutter between two columns of text, in points.
@@ -103,7 +106,11 @@ def is_prose_line(line: list[Word], width: float) -> bool:
     """Whether a line of phrases is running text in a column ``width`` wide."""
     words = sum(len(part.text.split()) for part in line)
     wide = _box(line)[2] - _box(line)[0] >= _PROSE_WIDTH * width
-    return wide and len(line) <= 2 and words >= _PROSE_WORDS
+    if not wide or words < _PROSE_WORDS:
+        return False
+    # Justified text spreads its words a little; a table's columns stand further apart.
+    gaps = [b.box[0] - a.box[2] for a, b in itertools.pairwise(line)]
+    return len(line) <= 2 or max(gaps) < _JUSTIFIED_GAP
 
 
 def _grow(

@@ -301,8 +301,22 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
             part_rules += _closing_rule(long, horizontal, cuts)
         if len(part_rules) >= 2:
             part = union(part_rules)
-            split.append((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
+            split += _grids((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
     return split
+
+
+def _grids(part: _Region) -> list[_Region]:
+    """A part of a cut grid, as the groups of its rules that still touch (a rule far below, a
+    page's foot rule, is no longer tied to the table by the frame that was cut away)."""
+    _box, horizontal, vertical = part
+    if not vertical:
+        return [part]
+    regions = []
+    for group in connected_groups(horizontal + vertical, _touch, _JOIN):
+        rules = [rule for rule in group if rule in horizontal]
+        if sum(1 for rule in rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH) >= 2:
+            regions.append((union(group), rules, [rule for rule in group if rule not in rules]))
+    return regions
 
 
 def _with_header(region: _Region, words: list[Word]) -> _Region:

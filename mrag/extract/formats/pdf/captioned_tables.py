@@ -36,7 +36,8 @@ _ROW_GAP = 2.2
 _FIRST_GAP = 3.0
 #: Rows a table found this way may hold.
 _MAX_ROWS = 80
-#: A line this share of the column wide, with this many words in one or two phrases, is prose.
+#: A line this share of the column wide, with this many words spaced as in running text, is
+#: prose.
 _PROSE_WIDTH = 0.7
 _PROSE_WORDS = 8
 #: Widest gap between the words of a justified line of running text, in points.

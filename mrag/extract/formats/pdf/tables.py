@@ -59,8 +59,6 @@ _MAX_TABLE_DROP = 400.0
 _PROSE_CELL_SHARE = 0.3
 #: A line this share of a ruled area wide runs across all its columns.
 _FULL_LINE = 0.95
-#: A table filling this share of a ruled area around it is framed by it.
-_FRAMED_SHARE = 0.5
 #: Drawings at least this large (square points) end a table found from its caption.
 _WALL_AREA = 400.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
@@ -390,6 +388,9 @@ def _ruled_tables(
         for region in regions
         for part in _split_region(region, words, rules.horizontal)
     ]
+    # A piece of a cut stack inside a grid is rules of that grid (under a header group).
+    grids = [box for box, _h, vertical in regions if vertical]
+    regions = [r for r in regions if r[2] or not any(_inside(r[0], box) for box in grids)]
     tables: list[PdfTable] = []
     titles: list[str | None] = []
     options = []
@@ -411,31 +412,13 @@ def _ruled_tables(
     return _without_nested(tables)
 
 
-def _area(box: Box) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
-
-
 def _without_nested(tables: list[PdfTable]) -> list[PdfTable]:
-    """Of tables one inside another, the inner ones when there are several or one fills most of
-    the outer (the outer is a frame around them, two page-wide rules), else the outer one (the
-    inner is a piece of it: rules under a header group)."""
-    dropped: set[int] = set()
-    for i, outer in enumerate(tables):
-        inner = [
-            j
-            for j, other in enumerate(tables)
-            if j != i and _inside(other.box, outer.box) and not _inside(outer.box, other.box)
-        ]
-        twice = [j for j, other in enumerate(tables) if j > i and _inside(other.box, outer.box)]
-        dropped.update(j for j in twice if _inside(outer.box, tables[j].box))  # found twice
-        if not inner:
-            continue
-        filled = max(_area(tables[j].box) for j in inner) >= _FRAMED_SHARE * _area(outer.box)
-        if len(inner) > 1 or filled:
-            dropped.add(i)
-        else:
-            dropped.update(inner)
-    return [table for index, table in enumerate(tables) if index not in dropped]
+    """A frame around a table (two page-wide rules) is not a table of its own."""
+    return [
+        table
+        for table in tables
+        if not any(other is not table and _inside(other.box, table.box) for other in tables)
+    ]
 
 
 def _unruled_tables(

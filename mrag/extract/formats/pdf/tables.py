@@ -53,6 +53,8 @@ _JOIN = 2.5
 #: Header lines over a table's first rule: at most this many, this close (points).
 _HEADER_LINES = 2
 _HEADER_GAP = 4.0
+#: Height of a header line and the gap over it, at most (points): how far up header lines are read.
+_HEADER_REACH = 24.0
 #: Furthest a header rule may be from the rule that closes its table, in points.
 _MAX_TABLE_DROP = 400.0
 #: A region whose cells are this often long sentences is running text between two rules.
@@ -278,6 +280,8 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
     A part left with a top and a header rule runs down to the next rule as wide (``horizontal``
     holds the page's rules)."""
     box, rules, vertical = region
+    if sum(1 for rule in rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH) < 3:
+        return [region]  # one table's top and foot at most: nothing to cut apart
     lines = text_lines(phrases([w for w in words if centre_inside(w.box, box)]))
     width = box[2] - box[0]
     cuts = [
@@ -326,7 +330,8 @@ def _with_header(region: _Region, words: list[Word]) -> _Region:
     if vertical:
         return region
     width = box[2] - box[0]
-    above = [w for w in words if w.box[1] >= box[3] - 1 and overlaps_x(w.box, box)]
+    reach = box[3] + _HEADER_LINES * _HEADER_REACH
+    above = [w for w in words if box[3] - 1 <= w.box[1] <= reach and overlaps_x(w.box, box)]
     top = box[3]
     for line in text_lines(phrases(above))[::-1][:_HEADER_LINES]:
         found = union([w.box for w in line])

@@ -11,7 +11,8 @@ writes JSON. It measures, through the real reader (:func:`mrag.extract.read.pars
   covering a page without a text layer) that show a page of text, the share that yields text;
   pages that are only a picture with nothing to read are counted apart;
 * **born-digital pages**: how many pages with a good text layer were rendered for OCR (must be 0);
-* **tables**: of the "Table N" captions that open a line of page text, the share linked to a
+* **tables**: of the "Table N" captions that open a line of page text (the label followed by a
+  colon, a full stop, a dash, a capital or nothing: not "Table 2 shows"), the share linked to a
   ``table`` unit (its caption as the unit's last heading) of at least 2 rows and 2 columns; on
   tables checked by hand against their rendered page, whether the rows and columns read right
   (known cells in the row of a known label, the column count), by mrag's finder and by
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import tempfile
 import time
@@ -55,6 +57,11 @@ from mrag.extract.read import parse
 
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "extraction.json"
+#: A line that is a table's caption, not a sentence that starts with its name ("Table 2 shows"):
+#: the label is followed by a colon, a full stop or a dash, a capital, or nothing.
+TABLE_CAPTION_LINE = re.compile(
+    r"^\s*(?i:tab(?:le)?)\.?\s*(?:\d+(?:\.\d+)*|[IVXLC]+)(?:\s*[:.\u2013\u2014]|\s*$|\s+[A-Z])"
+)
 # Scan-style PDFs of the shared corpus whose pictures hold no text to read (looked at one by one:
 # smiley test patterns, an arrow, a cartoon, an aerial photo, a logo). Their pages are counted
 # apart.
@@ -361,7 +368,7 @@ def tables_and_more(paths: list[Path], stages: Counter[str]) -> dict[str, Any]:
             if page.element != "text":
                 continue
             for line in page.text.split("\n"):
-                if not is_table_caption(line):
+                if not TABLE_CAPTION_LINE.match(line):
                     continue
                 label = " ".join(line.split()[:2]).rstrip(".:")
                 counts["captions"] += 1

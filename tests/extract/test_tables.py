@@ -106,3 +106,51 @@ def test_docx_table_becomes_markdown_with_its_caption(tmp_path: Path) -> None:
         ["Blue", "2", "4"],
     ]
     assert rows_of(tables[1].text) == [["Span", ""], ["x", "y"]]
+
+
+@needs_corpus
+def test_two_tables_sharing_their_rules_are_two_tables() -> None:
+    # Checked by hand: page 11 holds Table III and Table IV, one over the other, their rules
+    # starting and ending together, a paragraph between them, captions in the margin.
+    document = parse(PDFS / "issue-316-example.pdf")
+    tables = [page for page in document.pages if page.element == "table" and page.page == 11]
+    assert [table.headings[-1].split()[:2] for table in tables] == [
+        ["Table", "III."],
+        ["Table", "IV."],
+    ]
+    third, fourth = ({row[0]: row for row in rows_of(table.text)} for table in tables)
+    assert third["Missed family events"][1:] == ["36/38", "24/20", "51/28"]
+    assert fourth["Fights about work schedule"][1:] == ["60/51", "44/20", "48/0"]
+    assert "Fights about work schedule" not in third and "Missed family events" not in fourth
+    assert all(len(row) == 4 for row in rows_of(tables[0].text))
+    assert "Table III" not in " ".join(t.headings[-1] for t in tables[1:])
+
+
+def test_unruled_table_is_found_from_its_caption(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format="letter")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=10)
+    pdf.set_xy(72, 72)
+    pdf.multi_cell(460, 13, "Intro. " + "Some running text about the results below. " * 8)
+    pdf.set_xy(72, 170)
+    pdf.cell(0, 13, "Table 1: Yields by variety and year.")
+    rows = [["Variety", "2019", "2020", "2021"], ["Svansota", "35.1", "28.9", "30.2"]]
+    rows += [["Manchuria", "27.0", "31.4", "26.8"], ["Glabron", "40.2", "33.7", "36.5"]]
+    for index, row in enumerate(rows):
+        for column, value in enumerate(row):
+            pdf.set_xy(120 + 90 * column, 195 + 14 * index)
+            pdf.cell(0, 13, value)
+    pdf.set_xy(72, 290)
+    pdf.multi_cell(460, 13, "After the table the text goes on with more words. " * 6)
+    path = tmp_path / "yields.pdf"
+    pdf.output(str(path))
+    document = parse(path)
+    tables = [unit for unit in document.pages if unit.element == "table"]
+    assert len(tables) == 1
+    assert tables[0].headings[-1] == "Table 1: Yields by variety and year."
+    assert rows_of(tables[0].text) == rows
+    loose = " ".join(unit.text for unit in document.pages if unit.element == "text")
+    assert "Glabron" not in loose and "goes on" in loose
+    assert all(image.element != "figure" for image in document.images)

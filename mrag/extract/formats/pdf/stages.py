@@ -370,7 +370,7 @@ class PdfiumStages:
         number = page.page
         assert number is not None
         try:
-            tables = find_tables(pdfium_page, graphics=graphics)
+            tables = find_tables(pdfium_page, graphics=graphics, text=page.text)
         except Exception as exc:
             self.document.problems.append(
                 f"page {number} tables: cannot analyse ({type(exc).__name__}: {exc})"

@@ -12,20 +12,36 @@ A "Table N" caption within a short distance above (or else below) the table name
 
 from __future__ import annotations
 
-import ctypes
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from mrag.extract.formats.pdf.captioned_tables import caption_label, captioned_tables, is_prose_line
 from mrag.extract.formats.pdf.geometry import connected_groups
 from mrag.extract.formats.pdf.render import Box
+from mrag.extract.formats.pdf.table_captions import (
+    CAPTION_GAP,
+    SIDE_CAPTION_GAP,
+    assign_captions,
+    caption_options,
+)
+from mrag.extract.formats.pdf.table_text import (
+    MIN_COLUMN_GAP,
+    Word,
+    cells,
+    centre_inside,
+    gap_edges,
+    overlaps_x,
+    phrases,
+    read_words,
+    text_lines,
+    turn,
+    union,
+)
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 
-_SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
 #: Drawings inside a table smaller than this share of it are icons in cells (a tick, a smiley).
 _ICON_SHARE = 0.02
 #: A path thinner than this (points) is a rule.
@@ -34,20 +50,24 @@ _RULE = 2.0
 _MIN_TABLE_WIDTH = 60.0
 #: Two rules this close (points) touch.
 _JOIN = 2.5
-#: A column gap is at least this wide (points).
-_MIN_COLUMN_GAP = 5.0
-#: Text boxes whose vertical centres are this close (points) are one line.
-_LINE_SLACK = 2.5
+#: Header lines over a table's first rule: at most this many, this close (points).
+_HEADER_LINES = 2
+_HEADER_GAP = 4.0
+#: Height of a header line and the gap over it, at most (points): how far up header lines are read.
+_HEADER_REACH = 24.0
 #: Furthest a header rule may be from the rule that closes its table, in points.
 _MAX_TABLE_DROP = 400.0
-#: Furthest a caption beside a table (in the margin) may be from it, in points.
-_SIDE_CAPTION_GAP = 150.0
 #: A region whose cells are this often long sentences is running text between two rules.
 _PROSE_CELL_SHARE = 0.3
-#: Furthest a caption may be from its table, in points.
-_CAPTION_GAP = 40.0
+#: A line this share of a ruled area wide runs across all its columns.
+_FULL_LINE = 0.95
+#: Drawings at least this large (square points) end a table found from its caption.
+_WALL_AREA = 400.0
 # Paths looked at per page; a map of a hundred thousand paths holds no table worth the time.
 _MAX_PATHS = 5000
+
+#: A ruled area: its box, its horizontal rules, its vertical rules.
+_Region = tuple[Box, list[Box], list[Box]]
 
 
 @dataclass
@@ -68,33 +88,12 @@ class _Rules:
     shaded: list[Box] = field(default_factory=list)
 
 
-@dataclass
-class _Word:
-    box: Box
-    text: str
-    page_box: Box
-    spaced: bool = False  # a space character came before this word
-
-
-def _turn(box: Box, rotation: int) -> Box:
-    """A page-space box as the reader sees it on a page shown turned by ``rotation`` degrees
-    clockwise (so text lines run left to right); turning by ``360 - rotation`` undoes it."""
-    left, bottom, right, top = box
-    if rotation == 90:
-        return (bottom, -right, top, -left)
-    if rotation == 180:
-        return (-right, -top, -left, -bottom)
-    if rotation == 270:
-        return (-top, left, -bottom, right)
-    return box
-
-
 def _rules(graphics: list[Any], rotation: int) -> tuple[_Rules, list[Box]]:
     """Horizontal and vertical rules of the page, and the boxes of everything else drawn."""
     rules = _Rules()
     drawn: list[Box] = []
     for element in graphics[:_MAX_PATHS]:
-        box = _turn(element.box, rotation)
+        box = turn(element.box, rotation)
         width, height = box[2] - box[0], box[3] - box[1]
         if width < _RULE and height < _RULE:
             continue  # a dot or a glyph piece: neither a rule nor a drawing that matters
@@ -122,15 +121,6 @@ def _touch(a: Box, b: Box) -> bool:
         and b[0] <= a[2] + _JOIN
         and a[1] <= b[3] + _JOIN
         and b[1] <= a[3] + _JOIN
-    )
-
-
-def _union(boxes: Sequence[Box]) -> Box:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
     )
 
 
@@ -166,24 +156,6 @@ def _stacked_rules(horizontal: list[Box]) -> list[list[Box]]:
     return found
 
 
-def _phrases(words: list[_Word]) -> list[_Word]:
-    """Words of one line a space apart joined into one phrase ("Long Gun"); a wider gap is a
-    column gap."""
-    phrases: list[_Word] = []
-    for line in _lines(words):
-        current: _Word | None = None
-        for word in line:
-            space = 0.6 * (word.box[3] - word.box[1])
-            if current is not None and word.box[0] - current.box[2] < min(space, _MIN_COLUMN_GAP):
-                current.box = _union([current.box, word.box])
-                current.page_box = _union([current.page_box, word.page_box])
-                current.text = f"{current.text}{' ' if word.spaced else ''}{word.text}"
-                continue
-            current = _Word(word.box, word.text, word.page_box)
-            phrases.append(current)
-    return phrases
-
-
 def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
     """(box, horizontal rules, vertical rules) of each ruled area that may be a table."""
     regions: list[tuple[Box, list[Box], list[Box]]] = []
@@ -192,10 +164,10 @@ def _candidate_regions(rules: _Rules) -> list[tuple[Box, list[Box], list[Box]]]:
         long = [b for b in horizontal if b[2] - b[0] >= _MIN_TABLE_WIDTH]
         if len(long) >= 2:
             vertical = [b for b in group if b not in horizontal]
-            regions.append((_union(group), horizontal, vertical))
+            regions.append((union(group), horizontal, vertical))
     grids = [box for box, _h, _v in regions]
     for stack in _stacked_rules(rules.horizontal):
-        box = _union(stack)
+        box = union(stack)
         # Stacks may nest (a table between two page-wide rules): running text fails as a table.
         if not any(_inside(box, other) for other in grids):
             regions.append((box, stack, []))
@@ -211,87 +183,7 @@ def _inside(inner: Box, outer: Box, slack: float = 2.0) -> bool:
     )
 
 
-def _centre_inside(box: Box, outer: Box) -> bool:
-    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
-
-
-def _words(textpage: Any, rotation: int, areas: list[Box]) -> list[_Word]:
-    """Words inside ``areas`` (page space): characters joined until a space or a gap, turned as
-    the reader sees them, read character by character from PDFium's text page in one pass.
-    Characters outside every area are passed over without reading what they are."""
-    words: list[_Word] = []
-    chars: list[str] = []
-    box: list[float] = []
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    spaced = False
-
-    def close() -> None:
-        nonlocal spaced
-        if chars:
-            page_box = (box[0], box[1], box[2], box[3])
-            words.append(_Word(_turn(page_box, rotation), "".join(chars), page_box, spaced))
-            chars.clear()
-            spaced = False
-
-    raw = textpage.raw
-    where = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
-    for index in range(pdfium_c.FPDFText_CountChars(raw)):
-        if not pdfium_c.FPDFText_GetCharBox(raw, index, *where):
-            close()
-            spaced = True
-            continue
-        current = (left.value, bottom.value, right.value, top.value)
-        if not any(_centre_inside(current, area) for area in areas):
-            close()
-            continue
-        code = pdfium_c.FPDFText_GetUnicode(raw, index)
-        char = chr(code) if 0 < code < 0x110000 else ""
-        if not char or char.isspace():
-            close()
-            spaced = True
-            continue
-        if chars and not _continues(box, current, rotation):
-            close()
-        if not chars:
-            box = list(current)
-        else:
-            box = [
-                min(box[0], current[0]),
-                min(box[1], current[1]),
-                max(box[2], current[2]),
-                max(box[3], current[3]),
-            ]
-        chars.append(char)
-    close()
-    return words
-
-
-def _continues(box: list[float], char: Box, rotation: int) -> bool:
-    """Whether a character carries on the word in ``box`` (same line, no gap between)."""
-    a, b = _turn((box[0], box[1], box[2], box[3]), rotation), _turn(char, rotation)
-    height = max(a[3] - a[1], b[3] - b[1], 1.0)
-    same_line = abs((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) <= 0.5 * height
-    return same_line and -0.5 * height <= b[0] - a[2] <= 0.6 * height
-
-
-def _lines(words: list[_Word]) -> list[list[_Word]]:
-    """Words grouped into lines, top to bottom, each line left to right."""
-    lines: list[list[_Word]] = []
-    for word in sorted(words, key=lambda w: -(w.box[1] + w.box[3]) / 2):
-        centre = (word.box[1] + word.box[3]) / 2
-        if lines:
-            last = lines[-1][0].box
-            if abs((last[1] + last[3]) / 2 - centre) <= _LINE_SLACK:
-                lines[-1].append(word)
-                continue
-        lines.append([word])
-    for line in lines:
-        line.sort(key=lambda w: w.box[0])
-    return lines
-
-
-def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -> list[list[_Word]]:
+def _merge_by_rules(lines: list[list[Word]], horizontal: list[Box], box: Box) -> list[list[Word]]:
     """In a grid ruled between every row, lines with no rule between them are one row (a cell
     whose text wraps)."""
     width = box[2] - box[0]
@@ -299,11 +191,11 @@ def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -
     if len(ys) < len(lines) // 2 + 1:
         return lines  # rules between some rows only: every text line is a row
 
-    def band(line: list[_Word]) -> int:
+    def band(line: list[Word]) -> int:
         centre = (line[0].box[1] + line[0].box[3]) / 2
         return sum(1 for y in ys if y < centre)
 
-    rows: list[list[_Word]] = []
+    rows: list[list[Word]] = []
     previous = None
     for line in lines:
         current = band(line)
@@ -315,7 +207,7 @@ def _merge_by_rules(lines: list[list[_Word]], horizontal: list[Box], box: Box) -
     return rows
 
 
-def _column_edges(rows: list[list[_Word]], vertical: list[Box], box: Box) -> list[float]:
+def _column_edges(rows: list[list[Word]], vertical: list[Box], box: Box) -> list[float]:
     """x positions that separate columns: inner vertical rules, else gaps through every row."""
     height = box[3] - box[1]
     inner = sorted(
@@ -326,70 +218,23 @@ def _column_edges(rows: list[list[_Word]], vertical: list[Box], box: Box) -> lis
         }
     )
     # Vertical rules may divide groups of columns only: the gaps between the text divide the rest.
-    return _dedupe(sorted(inner + _gap_edges(rows, box)))
+    return _dedupe(sorted(inner + gap_edges(rows, box)))
 
 
 def _dedupe(xs: list[float]) -> list[float]:
     kept: list[float] = []
     for x in xs:
-        if not kept or x - kept[-1] > 2 * _MIN_COLUMN_GAP:
+        if not kept or x - kept[-1] > 2 * MIN_COLUMN_GAP:
             kept.append(x)
     return kept
 
 
-def _gap_edges(rows: list[list[_Word]], box: Box) -> list[float]:
-    """Middles of the vertical gaps through the table: runs of x where (almost) no row has text.
-
-    A few rows may cross a gap (a wide total, a note): up to one row in twenty is allowed to.
-    """
-    widest = max((len(row) for row in rows), default=0)
-    # Header rows whose cells span several columns would close every gap: the rows with most
-    # cells decide where the gaps are, the others fall into the columns their words centre in.
-    full = [row for row in rows if len(row) >= 0.6 * widest]
-    if not full:
-        return []
-    origin = int(box[0])
-    covered = [0] * (int(box[2]) - origin + 2)
-    for row in full:
-        for word in row:
-            start = max(0, int(word.box[0]) - origin)
-            end = min(len(covered), int(word.box[2]) - origin + 1)
-            for x in range(start, end):
-                covered[x] += 1
-    allowed = len(full) // 20
-    edges: list[float] = []
-    run_start: int | None = None
-    seen_text = False
-    for x, count in enumerate(covered):
-        if count <= allowed:
-            if run_start is None:
-                run_start = x
-            continue
-        if run_start is not None and seen_text and x - run_start >= _MIN_COLUMN_GAP:
-            edges.append(origin + (run_start + x) / 2)
-        run_start, seen_text = None, True
-    return edges
-
-
-def _cells(rows: list[list[_Word]], edges: list[float]) -> list[list[str]]:
-    table = []
-    for row in rows:
-        cells = [""] * (len(edges) + 1)
-        for word in row:  # line by line, each left to right
-            centre = (word.box[0] + word.box[2]) / 2
-            column = sum(1 for x in edges if x < centre)
-            cells[column] = f"{cells[column]} {word.text}".strip()
-        # Text layers often put a space glyph before a comma or a full stop ("1 ,260").
-        table.append([_SPACE_BEFORE_MARK.sub(r"\1", cell) for cell in cells])
-    return table
-
-
-def _read(textpage: Any, words: list[_Word], box: Box, horizontal: list[Box], vertical: list[Box]):
-    inside = _phrases([w for w in words if _centre_inside(w.box, box)])
+def _read(textpage: Any, words: list[Word], box: Box, horizontal: list[Box], vertical: list[Box]):
+    inside = phrases([w for w in words if centre_inside(w.box, box)])
     if len(inside) < 3:
         return None
-    rows = _merge_by_rules(_lines(inside), horizontal, box)
-    return clean_rows(_cells(rows, _column_edges(rows, vertical, box)))
+    rows = _merge_by_rules(text_lines(inside), horizontal, box)
+    return clean_rows(cells(rows, _column_edges(rows, vertical, box)))
 
 
 def _holds_drawing(drawn: list[Box], box: Box) -> bool:
@@ -404,69 +249,10 @@ def _holds_drawing(drawn: list[Box], box: Box) -> bool:
     )
 
 
-def _caption(textpage: Any, words: list[_Word], box: Box) -> tuple[str | None, Box | None]:
-    """The nearest "Table N" line above the table (or below it, or beside it in the margin),
-    with the lines right under it that continue the caption."""
-    above_below = [w for w in words if _overlaps_x(w.box, box) and not _centre_inside(w.box, box)]
-    beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
-    # Lines of the margin are built apart: a side caption shares its height with table rows.
-    lines = _lines(above_below) + _lines(beside)
-    best: tuple[float, int] | None = None
-    for index, line in enumerate(lines):
-        distance = _caption_distance(_union([w.box for w in line]), box)
-        if distance is None or not is_table_caption(" ".join(word.text for word in line)):
-            continue
-        if best is None or distance < best[0]:
-            best = (distance, index)
-    if best is None:
-        return None, None
-    block = _caption_block(lines, best[1])
-    text = " ".join(word.text for line in block for word in line)
-    return text, _union([word.page_box for line in block for word in line])
-
-
-def _caption_distance(line: Box, box: Box) -> float | None:
-    """How far a line is from the table as a caption, or ``None`` where no caption stands."""
-    if _overlaps_x(line, box):
-        # A caption below counts a little further than one above.
-        gap = line[1] - box[3] if line[1] >= box[3] else box[1] - line[3] + 10
-        return gap if gap <= _CAPTION_GAP else None
-    level = line[3] >= box[1] - _CAPTION_GAP and line[1] <= box[3] + _CAPTION_GAP
-    side = box[0] - line[2] if line[2] <= box[0] else line[0] - box[2]
-    return side + 20 if level and 0 <= side <= _SIDE_CAPTION_GAP else None
-
-
-def _caption_block(lines: list[list[_Word]], first: int) -> list[list[_Word]]:
-    """The caption line and the lines right under it that carry it on (up to four)."""
-    block = [lines[first]]
-    following = sorted(
-        (
-            line
-            for line in lines
-            if _union([w.box for w in line])[3] < _union([w.box for w in lines[first]])[1]
-        ),
-        key=lambda line: -_union([w.box for w in line])[3],
-    )
-    for line in following[:4]:
-        last = _union([w.box for w in block[-1]])
-        current = _union([w.box for w in line])
-        height = last[3] - last[1]
-        if last[1] - current[3] > 0.8 * height or abs(current[0] - last[0]) > 2 * height:
-            break
-        if is_table_caption(" ".join(w.text for w in line)):
-            break
-        block.append(line)
-    return block
-
-
-def _overlaps_x(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2]
-
-
-def _holds_bars(shaded: list[Box], words: list[_Word], box: Box) -> bool:
+def _holds_bars(shaded: list[Box], words: list[Word], box: Box) -> bool:
     """A coloured box inside with no text in it: a bar or a tile of a chart, not a shaded cell."""
     for other in shaded:
-        if _inside(other, box) and not any(_centre_inside(w.box, other) for w in words):
+        if _inside(other, box) and not any(centre_inside(w.box, other) for w in words):
             return True
     return False
 
@@ -488,31 +274,131 @@ def _title_rows(rows: list[list[str]]) -> tuple[str | None, list[list[str]]]:
     return title or None, clean_rows(rows[first:])
 
 
-def find_tables(
-    page: Any, textpage: Any | None = None, graphics: list[Any] | None = None
-) -> list[PdfTable]:
-    """The tables of a PDFium page, top to bottom, with their cells and captions.
+def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> list[_Region]:
+    """A ruled area cut at the lines inside it that no table holds: a "Table N" caption or a
+    line of running text (two tables, one over the other, whose rules start and end together).
+    A part left with a top and a header rule runs down to the next rule as wide (``horizontal``
+    holds the page's rules)."""
+    box, rules, vertical = region
+    if sum(1 for rule in rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH) < 3:
+        return [region]  # one table's top and foot at most: nothing to cut apart
+    lines = text_lines(phrases([w for w in words if centre_inside(w.box, box)]))
+    width = box[2] - box[0]
+    cuts = [
+        (union([w.box for w in line])[1] + union([w.box for w in line])[3]) / 2
+        for line in lines
+        # A caption in the margin shares its line with a row: only a caption alone cuts.
+        if (len(line) <= 2 and is_table_caption(line[0].text)) or _full_prose(line, width)
+    ]
+    if not cuts:
+        return [region]
+    parts: dict[int, list[Box]] = {}
+    for rule in rules:
+        parts.setdefault(sum(1 for y in cuts if y > rule[3]), []).append(rule)
+    split = []
+    for part_rules in parts.values():
+        widest = max(part_rules, key=lambda rule: rule[2] - rule[0])
+        # Rules off to one side (under a margin note) are not this table's.
+        part_rules = [rule for rule in part_rules if _under(rule, widest)]
+        long = [rule for rule in part_rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH]
+        if len(long) == 2 and not vertical:
+            part_rules += _closing_rule(long, horizontal, cuts)
+        if len(part_rules) >= 2:
+            part = union(part_rules)
+            split += _grids((part, part_rules, [v for v in vertical if _inside(v, part, _JOIN)]))
+    return split
 
-    ``graphics`` are the page's graphics from :func:`page_graphics`, when the caller has them.
-    """
-    rotation = page.get_rotation() % 360
-    if graphics is None:
-        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
-    rules, drawn = _rules(graphics, rotation)
-    if len(rules.horizontal) < 2:
+
+def _grids(part: _Region) -> list[_Region]:
+    """A part of a cut grid, as the groups of its rules that still touch (a rule far below, a
+    page's foot rule, is no longer tied to the table by the frame that was cut away)."""
+    _box, horizontal, vertical = part
+    if not vertical:
+        return [part]
+    regions = []
+    for group in connected_groups(horizontal + vertical, _touch, _JOIN):
+        rules = [rule for rule in group if rule in horizontal]
+        if sum(1 for rule in rules if rule[2] - rule[0] >= _MIN_TABLE_WIDTH) >= 2:
+            regions.append((union(group), rules, [rule for rule in group if rule not in rules]))
+    return regions
+
+
+def _with_header(region: _Region, words: list[Word]) -> _Region:
+    """A table ruled only under its header and at its foot: the header lines right over its top
+    rule (cells in columns, not a caption, not running text) belong to it."""
+    box, horizontal, vertical = region
+    if vertical:
+        return region
+    width = box[2] - box[0]
+    reach = box[3] + _HEADER_LINES * _HEADER_REACH
+    above = [w for w in words if box[3] - 1 <= w.box[1] <= reach and overlaps_x(w.box, box)]
+    top = box[3]
+    for line in text_lines(phrases(above))[::-1][:_HEADER_LINES]:
+        found = union([w.box for w in line])
+        if found[1] - top > _HEADER_GAP or len(line) < 2:
+            break
+        if found[0] < box[0] - 2 or found[2] > box[2] + 2:
+            break  # wider than the table: a caption or running text
+        if is_table_caption(" ".join(part.text for part in line)) or is_prose_line(line, width):
+            break
+        if any(len(part.text.split()) >= 6 for part in line):
+            break
+        top = found[3]
+    return ((box[0], box[1], box[2], top), horizontal, vertical)
+
+
+def _full_prose(line: list[Word], width: float) -> bool:
+    """Running text across the whole area; a table's wrapped cell text fills one column only."""
+    box = union([word.box for word in line])
+    return box[2] - box[0] >= _FULL_LINE * width and is_prose_line(line, width)
+
+
+def _under(rule: Box, widest: Box) -> bool:
+    return min(rule[2], widest[2]) - max(rule[0], widest[0]) > (rule[2] - rule[0]) / 2
+
+
+def _closing_rule(pair: list[Box], horizontal: list[Box], cuts: list[float]) -> list[Box]:
+    """The rule under a table's top and header rules that closes it: the nearest as wide below,
+    with no cut between."""
+    left, right = min(r[0] for r in pair), max(r[2] for r in pair)
+    lowest = min(r[1] for r in pair)
+    below = [
+        r
+        for r in horizontal
+        if r[3] < lowest - _JOIN
+        and r[0] <= left + 6
+        and r[2] >= right - 6
+        and lowest - r[3] <= _MAX_TABLE_DROP
+        and not any(r[3] < y < lowest for y in cuts)
+    ]
+    if not below:
         return []
-    regions = _candidate_regions(rules)
-    if not regions:
-        return []
-    textpage = textpage or page.get_textpage()
+    bottom = max(below, key=lambda r: r[3])
+    return [(left, bottom[1], right, bottom[3])]
+
+
+def _ruled_tables(
+    textpage: Any, regions: list[_Region], rules: _Rules, drawn: list[Box], rotation: int
+) -> list[PdfTable]:
+    """Tables drawn with rules, boxes as the reader sees the page."""
     # Only the text in and around the regions is read: cells, and captions above or beside.
-    margin = _SIDE_CAPTION_GAP + _CAPTION_GAP
+    margin = SIDE_CAPTION_GAP + CAPTION_GAP
     areas = [
-        _turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
+        turn((b[0] - margin, b[1] - margin, b[2] + margin, b[3] + margin), (360 - rotation) % 360)
         for b, _h, _v in regions
     ]
-    words = _words(textpage, rotation, areas)
+    words = read_words(textpage, rotation, areas)
+    regions = [
+        _with_header(part, words)
+        for region in regions
+        for part in _split_region(region, words, rules.horizontal)
+    ]
+    # A piece of a cut stack inside a grid is rules of that grid (under a header group).
+    grids = [box for box, _h, vertical in regions if vertical]
+    regions = [r for r in regions if r[2] or not any(_inside(r[0], box) for box in grids)]
     tables: list[PdfTable] = []
+    titles: list[str | None] = []
+    options = []
     for box, horizontal, vertical in regions:
         if _holds_drawing(drawn, box) or _holds_bars(rules.shaded, words, box):
             continue
@@ -522,14 +408,67 @@ def find_tables(
         title, rows = _title_rows(rows)
         if not is_table(rows) or _reads_as_prose(rows):
             continue
-        caption, caption_box = _caption(textpage, words, box)
-        caption = caption or title
-        tables.append(PdfTable(_turn(box, (360 - rotation) % 360), rows, caption, caption_box))
-    # A frame around a table (two page-wide rules) is not a table of its own.
-    tables = [
+        tables.append(PdfTable(box, rows))
+        titles.append(title)
+        options.append(caption_options(words, box))
+    for table, title, caption in zip(tables, titles, assign_captions(options), strict=True):
+        table.caption = caption.text if caption else title
+        table.caption_box = caption.box if caption else None
+    return _without_nested(tables)
+
+
+def _without_nested(tables: list[PdfTable]) -> list[PdfTable]:
+    """A frame around a table (two page-wide rules) is not a table of its own."""
+    return [
         table
         for table in tables
         if not any(other is not table and _inside(other.box, table.box) for other in tables)
     ]
-    tables.sort(key=lambda table: -_turn(table.box, rotation)[3])
+
+
+def _unruled_tables(
+    page: Any, textpage: Any, text: str, tables: list[PdfTable], drawn: list[Box], rotation: int
+) -> list[PdfTable]:
+    """Tables under or over the "Table N" captions of ``text`` that no table found has."""
+    named = {caption_label(table.caption) for table in tables if table.caption}
+    wanted = {caption_label(line) for line in text.splitlines() if is_table_caption(line)}
+    wanted -= named
+    if not wanted:
+        return []
+    width, height = page.get_size()
+    words = read_words(textpage, rotation, [(-width, -height, 2 * width, 2 * height)])
+    walls = [box for box in drawn if (box[2] - box[0]) * (box[3] - box[1]) >= _WALL_AREA]
+    walls += [table.box for table in tables]
+    return [
+        PdfTable(found.box, found.rows, found.caption, found.caption_box)
+        for found in captioned_tables(words, wanted, walls)
+    ]
+
+
+def find_tables(
+    page: Any,
+    textpage: Any | None = None,
+    graphics: list[Any] | None = None,
+    text: str | None = None,
+) -> list[PdfTable]:
+    """The tables of a PDFium page, top to bottom, with their cells and captions.
+
+    ``graphics`` are the page's graphics from :func:`page_graphics`, and ``text`` its text, when
+    the caller has them.
+    """
+    rotation = page.get_rotation() % 360
+    if graphics is None:
+        graphics = list(page_graphics(page, tuple(page.get_cropbox())))
+    rules, drawn = _rules(graphics, rotation)
+    regions = _candidate_regions(rules) if len(rules.horizontal) >= 2 else []
+    if text is None or regions or any(map(is_table_caption, text.splitlines())):
+        textpage = textpage or page.get_textpage()
+    tables = _ruled_tables(textpage, regions, rules, drawn, rotation) if regions else []
+    if text is None:
+        text = textpage.get_text_range()
+    # Only a page with a "Table N" caption that no ruled table took is read whole.
+    tables += _unruled_tables(page, textpage, text, tables, drawn, rotation)
+    tables.sort(key=lambda table: -table.box[3])
+    for table in tables:
+        table.box = turn(table.box, (360 - rotation) % 360)
     return tables

@@ -146,7 +146,8 @@ def test_zip_bomb_docx_is_refused_with_the_numbers(tmp_path: Path) -> None:
     started = time.perf_counter()
     with pytest.raises(ExtractionError, match=r"zeros\.bin inflates [\d,]+x .* limit 200x"):
         parse(path)
-    assert time.perf_counter() - started < 5
+    # Refused from the archive's header: inflating the member would take minutes.
+    assert time.perf_counter() - started < 20
     small = ArchiveLimits(max_member_bytes=32 << 20, max_total_bytes=10**12, max_ratio=10**9)
     with pytest.raises(
         ExtractionError, match=r"zeros\.bin inflates to 64\.0 MiB \(limit 32\.0 MiB per member"
@@ -424,7 +425,8 @@ def test_a_hub_id_without_the_hub_fails_fast_and_says_why(tmp_path: Path, offlin
     env["HF_ENDPOINT"] = "http://127.0.0.1:9"
     result = run_python("-c", code, cwd=tmp_path, env=env)
     seconds, message = result.stdout.split(" ", 1)
-    assert float(seconds) < 2.0, result.stdout
+    # Well under one retry-with-backoff cycle of the Hub client, with room for a busy machine.
+    assert float(seconds) < 8.0, result.stdout
     if offline:
         assert "offline mode is on (HF_HUB_OFFLINE=1)" in message
     else:

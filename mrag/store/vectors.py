@@ -12,11 +12,13 @@ from mrag.store import bm25
 from mrag.store.types import BM25_VECTOR, MODALITY_VECTORS, TEXT_VECTOR, Leg, Point, SparseVector
 
 #: Candidates a dense HNSW search keeps (Qdrant's ``hnsw_ef``), by how many points the collection
-#: holds: (up to this many points, width). A fixed width either wastes time on small stores or
-#: loses recall on big ones; these are the narrowest widths at which the store benchmark measured
-#: recall@10 of at least 0.99 (``benchmarks/RESULTS.md``). Exact searches (small stores, segments
-#: not yet indexed) ignore it.
-SEARCH_WIDTHS: tuple[tuple[int, int], ...] = ((200_000, 64), (600_000, 128))
+#: holds: (up to this many points, width). One fixed width either wastes time on small stores or
+#: loses recall on big ones. On the store benchmark (clustered 768-d vectors, the graph built
+#: with the parameters below) the narrowest widths with recall@10 of at least 0.99 were 32 at 100k
+#: points and 100 at 1M; the widths here leave a margin above those, for data harder than the
+#: benchmark's. Past 2M points nothing was measured: the widest width is a guess on the safe side.
+#: Exact searches (small stores, segments not yet indexed) ignore it.
+SEARCH_WIDTHS: tuple[tuple[int, int], ...] = ((200_000, 64), (2_000_000, 128))
 #: The width past the last size of :data:`SEARCH_WIDTHS`.
 WIDEST_SEARCH = 256
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mrag.extract.formats.pdf.geometry import union
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.table_captions import caption_block
 from mrag.extract.formats.pdf.table_text import (
@@ -22,7 +23,6 @@ from mrag.extract.formats.pdf.table_text import (
     gap_edges,
     phrases,
     text_lines,
-    union,
 )
 from mrag.extract.tables import clean_rows, is_table, is_table_caption
 

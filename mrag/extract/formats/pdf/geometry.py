@@ -1,10 +1,21 @@
-"""Groups of page-space boxes that touch, shared by the table finder and the figure finders."""
+"""Page-space boxes: the box around several, and groups of boxes that touch; shared by the table
+finder and the figure finders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mrag.extract.formats.pdf.render import Box
+
+
+def union(boxes: Sequence[Box]) -> Box:
+    """The smallest box around ``boxes``."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def connected_groups(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mrag.extract.formats.pdf.geometry import union
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.vector_figures import PADDING, furniture, page_graphics, plain_path
 
@@ -54,15 +55,6 @@ def _near(a: Box, b: Box) -> bool:
     )
 
 
-def _union(boxes: list[Box]) -> Box:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
-
-
 def _clusters(boxes: list[Box]) -> list[list[int]]:
     """Indices of boxes joined by nearness, grown until no cluster touches another."""
     clusters: list[tuple[Box, list[int]]] = []
@@ -73,7 +65,7 @@ def _clusters(boxes: list[Box]) -> list[list[int]]:
             merged = False
             for position, (other, other_members) in enumerate(clusters):
                 if _near(box, other):
-                    box = _union([box, other])
+                    box = union([box, other])
                     members = members + other_members
                     del clusters[position]
                     merged = True
@@ -131,7 +123,7 @@ def find_loose_figures(
     found = []
     page_area = _area(page_box)
     for members in _clusters(boxes):
-        whole = _union([boxes[i] for i in members])
+        whole = union([boxes[i] for i in members])
         # Only what lies on the page counts (drawings may run off it).
         box = (
             max(whole[0], page_box[0]),

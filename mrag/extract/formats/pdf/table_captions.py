@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mrag.extract.formats.pdf.geometry import union
 from mrag.extract.formats.pdf.render import Box
-from mrag.extract.formats.pdf.table_text import Word, overlaps_x, text_lines, union
+from mrag.extract.formats.pdf.table_text import Word, overlaps_x, text_lines
 from mrag.extract.tables import is_table_caption
 
 #: Furthest a caption beside a table (in the margin) may be from it, in points.

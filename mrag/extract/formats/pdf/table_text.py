@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from mrag.extract.formats.pdf.geometry import union
 from mrag.extract.formats.pdf.render import Box
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+([,.;:)])")
@@ -42,15 +42,6 @@ def turn(box: Box, rotation: int) -> Box:
     if rotation == 270:
         return (-top, left, -bottom, right)
     return box
-
-
-def union(boxes: Sequence[Box]) -> Box:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def centre_inside(box: Box, outer: Box) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import pypdfium2.raw as pdfium_c
 
 from mrag.extract.formats.pdf.captioned_tables import caption_label, captioned_tables, is_prose_line
-from mrag.extract.formats.pdf.geometry import connected_groups
+from mrag.extract.formats.pdf.geometry import connected_groups, union
 from mrag.extract.formats.pdf.render import Box
 from mrag.extract.formats.pdf.table_captions import (
     CAPTION_GAP,
@@ -37,7 +37,6 @@ from mrag.extract.formats.pdf.table_text import (
     read_words,
     text_lines,
     turn,
-    union,
 )
 from mrag.extract.formats.pdf.vector_figures import page_graphics, plain_path, unfilled_path
 from mrag.extract.tables import clean_rows, is_table, is_table_caption

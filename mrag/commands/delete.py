@@ -34,8 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from mrag.ingestion.sources import display_path, match_sources, source_candidates
+    from mrag.ingestion.sources import display_path
     from mrag.store import Store
+    from mrag.store.source_names import match_sources, source_candidates
 
     store = Store.open(store_settings(args))
     status = EXIT_OK

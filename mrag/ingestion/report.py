@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mrag.extract.document import ExtractionError
-from mrag.ingestion.sources import display_path, escape_controls, portable_name
+from mrag.ingestion.sources import display_path, escape_controls
 from mrag.ingestion.timing import Timings
+from mrag.store.source_names import portable_name
 
 #: What happened to a source. ``no_content``: read fine, but held no text and no kept image.
 Status = Literal["ingested", "no_content", "unchanged", "skipped", "failed", "deleted"]

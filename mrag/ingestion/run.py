@@ -40,7 +40,7 @@ from mrag.ingestion.pipeline import Pipeline
 from mrag.ingestion.preparation import PreparedDocument, Preparer
 from mrag.ingestion.report import FileOutcome, IngestReport, failure_reason
 from mrag.ingestion.signature import ExtractionSignature
-from mrag.ingestion.sources import SourceFile, source_key, source_path, walk_sources
+from mrag.ingestion.sources import SourceFile, source_path, walk_sources
 from mrag.ingestion.stages import (
     BatchEmbedder,
     LazyModel,
@@ -59,6 +59,7 @@ from mrag.ingestion.timing import Stopwatch, Timings
 from mrag.model import HUB_MODEL_ID
 from mrag.model.identity import STORE, choose_model
 from mrag.store import Store, StoreSettings
+from mrag.store.source_names import source_key
 
 if TYPE_CHECKING:
     from mrag.model import JinaClipModel

@@ -25,13 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from mrag.store.source_names import file_name as file_name
-from mrag.store.source_names import is_bare_name as is_bare_name
-from mrag.store.source_names import match_sources as match_sources
-from mrag.store.source_names import native_name as native_name
-from mrag.store.source_names import portable_name as portable_name
-from mrag.store.source_names import source_candidates as source_candidates
-from mrag.store.source_names import source_key as source_key
+from mrag.store.source_names import native_name, portable_name, source_key
 
 #: Real paths under these are never ingested by walking a folder: they are the system, not files.
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev")

@@ -28,17 +28,11 @@ from mrag.ingestion.pipeline import Pipeline
 from mrag.ingestion.preparation import PreparedDocument, Preparer
 from mrag.ingestion.report import FileOutcome, Status, failure_reason
 from mrag.ingestion.signature import ExtractionSignature
-from mrag.ingestion.sources import (
-    SourceFile,
-    escape_controls,
-    file_hash,
-    file_name,
-    legacy_source_name,
-    portable_name,
-)
+from mrag.ingestion.sources import SourceFile, escape_controls, file_hash, legacy_source_name
 from mrag.ingestion.timing import Timings
 from mrag.store import ModelRecord, SourceRecord, Store
 from mrag.store.payload import make_point, rendition_payload, text_payload
+from mrag.store.source_names import file_name, portable_name
 
 if TYPE_CHECKING:
     from mrag.model import JinaClipModel, TextTokenizer

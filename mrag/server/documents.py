@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from mrag.ingestion.sources import file_name, match_sources, source_key
 from mrag.server.jobs import FileState, JobRunner
 from mrag.server.limits import APIError, invalid, too_large
 from mrag.server.models import ServedModel
 from mrag.server.shared import SharedStore
 from mrag.server.uploads import UploadFolder, UploadLimits, safe_name
+from mrag.store.source_names import file_name, match_sources, source_key
 
 
 def documents_router(

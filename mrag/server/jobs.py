@@ -28,9 +28,9 @@ import anyio
 from mrag.ingestion.events import Events
 from mrag.ingestion.report import FileOutcome
 from mrag.ingestion.run import ingest
-from mrag.ingestion.sources import source_key
 from mrag.model import JinaClipModel
 from mrag.server.shared import SharedStore
+from mrag.store.source_names import source_key
 
 logger = logging.getLogger("mrag.server")
 

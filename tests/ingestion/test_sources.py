@@ -14,17 +14,13 @@ from hypothesis import strategies as st
 from mrag.ingestion.sources import (
     display_path,
     file_hash,
-    file_name,
     find_files,
     legacy_source_name,
-    match_sources,
     matches,
-    native_name,
-    portable_name,
-    source_key,
     source_path,
     walk_sources,
 )
+from mrag.store.source_names import file_name, match_sources, native_name, portable_name, source_key
 
 BAD_BYTES = os.fsdecode(b"badbytes_\xff\xfe.txt")
 #: Characters the escaping must get right, mixed into arbitrary text below.

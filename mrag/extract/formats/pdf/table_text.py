@@ -57,56 +57,75 @@ def read_words(textpage: Any, rotation: int, areas: list[Box]) -> list[Word]:
     """Words inside ``areas`` (page space): characters joined until a space or a gap, turned as
     the reader sees them, read character by character from PDFium's text page in one pass.
     Characters outside every area are passed over without reading what they are."""
-    words: list[Word] = []
-    chars: list[str] = []
-    box: list[float] = []
-    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
-    spaced = False
-
-    def close() -> None:
-        nonlocal spaced
-        if chars:
-            page_box = (box[0], box[1], box[2], box[3])
-            words.append(Word(turn(page_box, rotation), "".join(chars), page_box, spaced))
-            chars.clear()
-            spaced = False
-
+    reader = _WordReader(rotation)
     raw = textpage.raw
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
     where = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
+    # This loop runs once per character of every page with a table: names are bound locally.
+    char_box, unicode_of = pdfium_c.FPDFText_GetCharBox, pdfium_c.FPDFText_GetUnicode
     for index in range(pdfium_c.FPDFText_CountChars(raw)):
-        if not pdfium_c.FPDFText_GetCharBox(raw, index, *where):
-            close()
-            spaced = True
+        if not char_box(raw, index, *where):
+            reader.space()
             continue
-        current = (left.value, bottom.value, right.value, top.value)
-        if not any(centre_inside(current, area) for area in areas):
-            close()
+        x0, y0, x1, y1 = left.value, bottom.value, right.value, top.value
+        x, y = (x0 + x1) / 2, (y0 + y1) / 2
+        for area in areas:
+            if area[0] <= x <= area[2] and area[1] <= y <= area[3]:
+                break
+        else:
+            reader.close()
             continue
-        code = pdfium_c.FPDFText_GetUnicode(raw, index)
+        code = unicode_of(raw, index)
         char = chr(code) if 0 < code < 0x110000 else ""
         if not char or char.isspace():
-            close()
-            spaced = True
-            continue
-        if chars and not _continues(box, current, rotation):
-            close()
-        if not chars:
-            box = list(current)
+            reader.space()
         else:
-            box = [
-                min(box[0], current[0]),
-                min(box[1], current[1]),
-                max(box[2], current[2]),
-                max(box[3], current[3]),
-            ]
-        chars.append(char)
-    close()
-    return words
+            reader.add(char, x0, y0, x1, y1)
+    reader.close()
+    return reader.words
+
+
+class _WordReader:
+    """Characters, in the text page's order, joined into :class:`Word` objects."""
+
+    def __init__(self, rotation: int) -> None:
+        self.rotation = rotation
+        self.words: list[Word] = []
+        self.chars: list[str] = []
+        self.box = [0.0, 0.0, 0.0, 0.0]
+        self.spaced = False  # a space came before the word being read
+
+    def close(self) -> None:
+        if self.chars:
+            box = self.box
+            page_box = (box[0], box[1], box[2], box[3])
+            turned = turn(page_box, self.rotation)
+            self.words.append(Word(turned, "".join(self.chars), page_box, self.spaced))
+            self.chars = []
+            self.spaced = False
+
+    def space(self) -> None:
+        self.close()
+        self.spaced = True
+
+    def add(self, char: str, x0: float, y0: float, x1: float, y1: float) -> None:
+        box = self.box
+        if self.chars and not _continues(box, (x0, y0, x1, y1), self.rotation):
+            self.close()
+        if not self.chars:
+            box[0], box[1], box[2], box[3] = x0, y0, x1, y1
+        else:
+            box[0], box[1] = min(box[0], x0), min(box[1], y0)
+            box[2], box[3] = max(box[2], x1), max(box[3], y1)
+        self.chars.append(char)
 
 
 def _continues(box: list[float], char: Box, rotation: int) -> bool:
     """Whether a character carries on the word in ``box`` (same line, no gap between)."""
-    a, b = turn((box[0], box[1], box[2], box[3]), rotation), turn(char, rotation)
+    if rotation:
+        a, b = turn((box[0], box[1], box[2], box[3]), rotation), turn(char, rotation)
+    else:  # the common case, without building turned copies
+        a, b = box, char
     height = max(a[3] - a[1], b[3] - b[1], 1.0)
     same_line = abs((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) <= 0.5 * height
     return same_line and -0.5 * height <= b[0] - a[2] <= 0.6 * height

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import urllib.parse
 import warnings
 
@@ -16,6 +17,17 @@ from PIL import Image
 
 #: Largest image (in pixels) that mrag decodes: 8192 x 8192. Anything bigger is refused unread.
 DEFAULT_MAX_PIXELS = 8192 * 8192
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
+
+
+def error_words(exc: BaseException) -> str:
+    """``exc`` as "Type: message" for a person: Python object reprs ("<_io.BytesIO object at
+    0x7f...>", which Pillow puts in its messages) become "the image data", space is squeezed
+    and the message is cut at 300 characters."""
+    message = " ".join(_OBJECT_REPR.sub("the image data", str(exc)).split())[:300]
+    return f"{type(exc).__name__}: {message}"
 
 
 class ImageError(ValueError):

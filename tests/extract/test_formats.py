@@ -163,3 +163,14 @@ def test_pdf_suffix_without_pdf_magic(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ExtractionError, match="does not exist"):
         parse(tmp_path / "nothing.md")
+
+
+def test_an_unreadable_picture_file_is_named_with_a_reason_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 8)
+    with pytest.raises(ExtractionError) as failure:
+        parse(path)
+    message = str(failure.value)
+    assert message.startswith(f"{path}: not a readable image (")
+    assert "object at 0x" not in message  # Pillow's message names its BytesIO; people need none
+    assert "the image data" in message or "Error" in message

@@ -34,6 +34,7 @@ from mrag.extract.figures import humanize_name, trim_context
 from mrag.extract.hygiene import clean_text
 from mrag.extract.ocr import OcrSettings, recognise, resolve
 from mrag.images import pixel_problem, to_rgb
+from mrag.images.decode import error_words
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 # Formats whose extra frames are separate pages rather than animation.
@@ -109,9 +110,7 @@ def parse_image_file(
         except Image.DecompressionBombError as exc:
             raise ExtractionError(f"{path}: refused as a decompression bomb ({exc})") from None
         except Exception as exc:
-            raise ExtractionError(
-                f"{path}: not a readable image ({type(exc).__name__}: {exc})"
-            ) from None
+            raise ExtractionError(f"{path}: not a readable image ({error_words(exc)})") from None
         limit = min(frames, limits.max_pages, limits.max_images_per_document)
         if frames > limit:
             problems.append(f"image has {frames} frames; only the first {limit} were read")

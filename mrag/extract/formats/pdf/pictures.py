@@ -22,6 +22,7 @@ from mrag.extract.formats.pdf.pdfium import (
     page_picture,
 )
 from mrag.images import to_rgb
+from mrag.images.decode import error_words
 
 # Form XObjects may nest; real documents go two or three deep, hostile ones forever.
 _MAX_FORM_DEPTH = 12
@@ -219,11 +220,9 @@ def decode_reason(exc: Exception) -> str:
     """Why a picture could not be decoded, in words (no Python object reprs)."""
     if isinstance(exc, UnidentifiedImageError):
         return "the image data is not in a format Pillow reads"
-    message = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the image data", str(exc))
-    message = " ".join(message.split())[:300]
-    if "jbig2dec" in message:
+    if "jbig2dec" in str(exc):
         return "JBIG2 image and the jbig2dec program is not installed (apt-get install jbig2dec)"
-    return f"{type(exc).__name__}: {message}"
+    return error_words(exc)
 
 
 def stream_size(stream: DictionaryObject | None) -> tuple[int, int] | None:

@@ -167,10 +167,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_an_unreadable_picture_file_is_named_with_a_reason_in_words(tmp_path: Path) -> None:
     path = tmp_path / "broken.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 8)
+    path.write_bytes(b"not really a picture" * 8)  # no format Pillow knows
     with pytest.raises(ExtractionError) as failure:
         parse(path)
     message = str(failure.value)
     assert message.startswith(f"{path}: not a readable image (")
     assert "object at 0x" not in message  # Pillow's message names its BytesIO; people need none
-    assert "the image data" in message or "Error" in message
+    assert "UnidentifiedImageError: cannot identify image file the image data" in message

@@ -10,6 +10,7 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 from mrag.extract.document import (
     ExtractedImage,
@@ -385,15 +386,19 @@ class PdfiumStages:
             units.append(table_unit(Table(table.rows, table.caption, number)))
             if len(self.document.images) >= self.limits.max_images_per_document:
                 continue
-            try:
-                picture = render_region(pdfium_page, table.box, max_pixels=self.limits.max_pixels)
-            except Exception as exc:
-                self.document.problems.append(
-                    f"page {number} table: cannot render ({type(exc).__name__}: {exc})"
-                )
-                continue
-            self.document.images.append(_table_picture(table, number, picture))
+            picture = self._render(pdfium_page, table.box, f"page {number} table")
+            if picture is not None:
+                self.document.images.append(_table_picture(table, number, picture))
         return units
+
+    def _render(self, pdfium_page: Any, box: Box, where: str) -> Image.Image | None:
+        """``box`` of the page rendered within the pixel limit, or ``None`` with the reason
+        noted as a problem of ``where`` ("page 3 table")."""
+        try:
+            return render_region(pdfium_page, box, max_pixels=self.limits.max_pixels)
+        except Exception as exc:
+            self.document.problems.append(f"{where}: cannot render ({type(exc).__name__}: {exc})")
+            return None
 
     # -- vector figures --------------------------------------------------------------------------
 
@@ -446,13 +451,9 @@ class PdfiumStages:
                     f"reached max_images_per_document={budget}"
                 )
                 return
-            try:
-                picture = render_region(pdfium_page, region.box, max_pixels=self.limits.max_pixels)
-            except Exception as exc:
-                self.document.problems.append(
-                    f"page {number} figure {region.caption.label}: cannot render "
-                    f"({type(exc).__name__}: {exc})"
-                )
+            where = f"page {number} figure {region.caption.label}"
+            picture = self._render(pdfium_page, region.box, where)
+            if picture is None:
                 continue
             for image in inside:
                 # The rendering shows these pictures already: one figure, one picture.

@@ -4,13 +4,12 @@ would read it differently today (OCR installed, other chunking), or with ``--for
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import docgen
 import pytest
+from helpers import run_cli
 
 from mrag.extract.ocr import OcrSettings, probe
 from mrag.ingestion.pipeline import Pipeline
@@ -19,7 +18,6 @@ from mrag.ingestion.signature import EXTRACTION_VERSION, ExtractionSignature
 from mrag.model import JinaClipModel
 from mrag.store import SourceRecord, Store, StoreSettings
 
-REPO = Path(__file__).resolve().parents[2]
 SCAN_LINES = [
     "Quarterly inspection report",
     "The pump station passed every pressure test.",
@@ -28,15 +26,7 @@ SCAN_LINES = [
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "mrag", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(*args, cwd=cwd, timeout=600)
 
 
 def _statuses(summary: dict) -> dict[str, tuple[str, str | None]]:

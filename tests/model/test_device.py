@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_cli
 
 from mrag.ingestion.pipeline import Pipeline
 from mrag.model import JinaClipModel
 from mrag.model.device import AUTO_DEVICE, resolve_device
 
-REPO = Path(__file__).resolve().parents[2]
 #: Where "auto" computes on this machine.
 HERE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -45,15 +43,7 @@ def test_auto_is_the_default_everywhere(tiny_checkpoint: Path) -> None:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "mrag", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, env={"HF_HUB_OFFLINE": "1"})
 
 
 def test_summary_and_stats_show_the_device(tmp_path: Path, tiny_checkpoint: Path) -> None:

@@ -121,6 +121,34 @@ def measure(
     return Timing(times)
 
 
+def alternate(
+    workloads: dict[str, Callable[[], object]],
+    *,
+    rounds: int = 3,
+    warmup: int = 1,
+    pause_s: float = 0.2,
+) -> dict[str, Timing]:
+    """Time several workloads in turns: one run of each per round, ``rounds`` rounds.
+
+    On a shared machine the load changes from one minute to the next; runs that take turns see
+    the same load, so the ratio of their best times means something even where each absolute
+    figure does not. Each turn starts ``pause_s`` after the last one ended: a runtime's threads
+    may spin for a while after a run (onnxruntime's slowed the next run of a small model 2.5x
+    when it started at once, not at all 0.1 s later).
+    """
+    for fn in workloads.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in workloads}
+    for _ in range(rounds):
+        for name, fn in workloads.items():
+            time.sleep(pause_s)
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    return {name: Timing(values) for name, values in times.items()}
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (0..100) by linear interpolation."""
     ordered = sorted(values)

@@ -15,8 +15,8 @@ from PIL import Image
 from mrag.model import JinaClipConfig, JinaClipModel, fused
 from mrag.model.processing import preprocess_images
 from mrag.model.text import alibi_slopes
-from mrag.model.vision import rope_tables, rotate_pairs
-from mrag.testing import write_random_checkpoint
+from mrag.model.vision import rope_for_all_tokens, rope_tables, rotate_pairs, turn_query_key
+from mrag.testing import preset_config, write_random_checkpoint
 
 TEXTS = [
     "x",
@@ -101,6 +101,25 @@ def test_rope_tables_follow_the_patch_grid() -> None:
 def test_rotate_pairs() -> None:
     x = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert rotate_pairs(x).tolist() == [-2.0, 1.0, -4.0, 3.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_turns_q_and_k_as_the_rotation_formula_says(dtype: torch.dtype) -> None:
+    config = preset_config("tiny").vision
+    cos, sin = rope_tables(config)
+    tokens = cos.shape[0] + 1
+    qkv = torch.randn(
+        2, tokens, 3, 2, config.head_width, generator=torch.Generator().manual_seed(3)
+    )
+    qk = qkv[:, :, :2]
+    # The textbook form: x·cos + rotate_pairs(x)·sin, with the CLS token left as it is.
+    expected = qk.clone()
+    turned = qk[:, 1:] * cos[:, None, None, :] + rotate_pairs(qk[:, 1:]) * sin[:, None, None, :]
+    expected[:, 1:] = turned
+    full_cos, full_sin = rope_for_all_tokens(cos.to(dtype), sin.to(dtype))
+    got = turn_query_key(qkv.to(dtype)[:, :, :2], full_cos, full_sin)
+    tolerance = 1e-6 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(got.float(), expected, atol=tolerance, rtol=tolerance)
 
 
 def test_full_checkpoint_has_the_official_parameter_count_and_keys(tmp_path) -> None:

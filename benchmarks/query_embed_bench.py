@@ -6,8 +6,8 @@
 - ``tower``: ``get_text_features`` on the token ids (the model alone);
 - ``encode_text``: ``encode_text([query])`` with the query cache off, as a first search runs;
 - ``cached``: the same call once the query is in the cache, as a repeated search runs;
-- the first two again with few-row products on plain weights (``fused.unpacked``), where
-  packing applies on this CPU, for the A/B;
+- the first two again with the few-row path off (``fused.unpacked``: plain weights in bfloat16,
+  ``F.linear`` in float32), for the A/B, where that path applies on this CPU;
 - ``weight read``: summing the text tower's linear weights once, the memory-bound floor.
 
 Every variant runs in each round, one after the other, in one process, so each round's figures
@@ -49,6 +49,10 @@ QUERIES = tuple(
 )
 
 
+#: The A/B variants' label: few-row products as ``F.linear`` on the plain weights.
+OFF = "few-row path off"
+
+
 def weight_read(model: JinaClipModel) -> Callable[[], object]:
     """A pass that reads every linear weight of the text tower once (the memory-bound floor)."""
     weights = [
@@ -63,7 +67,7 @@ def weight_read(model: JinaClipModel) -> Callable[[], object]:
     return read
 
 
-def variants(model: JinaClipModel, packing: bool) -> dict[str, Callable[[str], object]]:
+def variants(model: JinaClipModel, few_rows: bool) -> dict[str, Callable[[str], object]]:
     """Name -> one query's call, for each way of embedding it measured here."""
     uncached, cache = QueryCache(0), QueryCache(len(QUERIES))
 
@@ -88,11 +92,11 @@ def variants(model: JinaClipModel, packing: bool) -> dict[str, Callable[[str], o
         "encode_text": encode,
         "cached": cached,
     }
-    if packing:
-        table["tower, plain weights"] = _unpacked(tower)
-        table["encode_text, plain weights"] = _unpacked(encode)
+    if few_rows:
+        table[f"tower, {OFF}"] = _unpacked(tower)
+        table[f"encode_text, {OFF}"] = _unpacked(encode)
         for query in QUERIES:
-            table["tower, plain weights"](query)
+            table[f"tower, {OFF}"](query)
     return table
 
 
@@ -150,21 +154,22 @@ def measure_rounds(
 
 
 def _ratios(rows: dict[str, Any]) -> dict[str, float]:
-    """Packed over plain weights, per round (same load), then the best round's ratio."""
+    """The few-row path on over off, per round (same load), then the best round's ratio."""
     out = {}
-    for packed, plain in (
-        ("tower", "tower, plain weights"),
-        ("encode_text", "encode_text, plain weights"),
-    ):
+    for packed, plain in (("tower", f"tower, {OFF}"), ("encode_text", f"encode_text, {OFF}")):
         if plain in rows:
             pairs = zip(
                 rows[packed]["p50_ms_by_round"], rows[plain]["p50_ms_by_round"], strict=True
             )
-            out[f"{packed}: packed / plain"] = round(min(a / b for a, b in pairs), 3)
+            out[f"{packed}: on / off"] = round(min(a / b for a, b in pairs), 3)
     return out
 
 
-def run(settings: Settings, rounds: int) -> dict[str, Any]:
+def run(
+    settings: Settings,
+    rounds: int,
+    dtypes: tuple[torch.dtype, ...] = (torch.bfloat16, torch.float32),
+) -> dict[str, Any]:
     folder = settings.checkpoint_folder()
     result: dict[str, Any] = {
         "queries": len(QUERIES),
@@ -172,11 +177,11 @@ def run(settings: Settings, rounds: int) -> dict[str, Any]:
         "packs_small_rows": fused._small_rows,
         "dtypes": {},
     }
-    for dtype in (torch.bfloat16, torch.float32):
+    for dtype in dtypes:
         model = JinaClipModel.from_pretrained(folder, dtype=dtype)
         lengths = [len(ids) for ids in model.tokenize(list(QUERIES))]
-        packing = fused._small_rows and dtype == torch.bfloat16
-        rows = measure_rounds(variants(model, packing), weight_read(model), rounds)
+        few_rows = dtype == torch.float32 or fused._small_rows
+        rows = measure_rounds(variants(model, few_rows), weight_read(model), rounds)
         result["dtypes"][dtype_name(dtype)] = {
             "tokens_p50": statistics.median(lengths),
             "tokens_range": [min(lengths), max(lengths)],
@@ -206,7 +211,7 @@ def render(result: dict[str, Any]) -> str:
         ratios = ", ".join(f"{key} {value}" for key, value in entry["ratios"].items())
         lines.append(
             f"{dtype}: tokens p50 {entry['tokens_p50']} ({low}-{high}); "
-            f"load average {entry['load_average']}; {ratios or 'no packing on this CPU'}"
+            f"load average {entry['load_average']}; {ratios or 'no few-row path on this CPU'}"
         )
     return "\n".join(lines)
 
@@ -218,12 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, help="benchmark this checkpoint folder")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
+    parser.add_argument(
+        "--dtype", action="append", choices=("bfloat16", "float32"), help="only this dtype"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(preset=args.preset, quick=args.quick, checkpoint=args.checkpoint)
     machine = machine_info()
-    result = run(settings, rounds=2 if args.quick or settings.tiny else 5)
+    dtypes = tuple(getattr(torch, name) for name in args.dtype or ("bfloat16", "float32"))
+    result = run(settings, rounds=2 if args.quick or settings.tiny else 5, dtypes=dtypes)
     document = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,

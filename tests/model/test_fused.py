@@ -159,6 +159,21 @@ def test_packed_weights_give_the_same_products() -> None:
     assert len(copy.deepcopy(packs)) == 0
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_few_float32_rows_multiply_the_weight_by_their_transpose(bias: bool) -> None:
+    x, weight, b, _ = _operands(torch.float32, (2, 6), bias)
+    with torch.inference_mode():
+        got = fused.product(x, weight, b)
+        with fused.unpacked():
+            plain = fused.product(x, weight, b)
+    want = F.linear(x, weight, b)
+    assert got.shape == want.shape and got.is_contiguous()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(plain, want)  # the A/B switch gives F.linear itself
+    many = torch.randn(fused.FEW_ROWS_FLOAT32 + 1, 48)
+    assert torch.equal(fused.product(many, weight, b), F.linear(many, weight, b))
+
+
 def _call_packed(name: str, x, w, b, other, packed):
     function = getattr(fused, name)
     if name in ("linear_mul", "linear_add"):

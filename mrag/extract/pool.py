@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.ocr_slots import SharedSlots
 from mrag.extract.worker import ParserProcess
 
 #: Memory planned per worker for ``workers = "auto"``. The worker's cap (``limits.memory_mb``)
@@ -88,6 +89,8 @@ class ParserPool:
         self._workers: list[ParserProcess] = []
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
+        # One OCR slot per worker, lent to the OCR of another worker while this one is idle.
+        self._slots: SharedSlots | None = None
 
     def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:
         """Each path's index with its parsed document or the error that failed it, in order.
@@ -150,9 +153,27 @@ class ParserPool:
             if worker not in running:
                 return worker
         if len(self._workers) < self.size:
-            self._workers.append(self._make())
-            return self._workers[-1]
+            worker = self._make()
+            if self.size > 1:
+                if self._slots is None:
+                    self._slots = SharedSlots.create(self.size)
+                worker.ocr_slots = self._slots.for_worker(len(self._workers))
+            self._workers.append(worker)
+            return worker
         return None
+
+    def claim_slot(self, worker: ParserProcess) -> None:
+        """``worker`` got a file: its OCR slot is its own until the result is back."""
+        if self._slots is not None and worker.ocr_slots is not None:
+            assert worker.ocr_slots.index is not None
+            self._slots.claim(worker.ocr_slots.index)
+
+    def settle_slot(self, worker: ParserProcess) -> None:
+        """``worker``'s result is back (or it was killed): its slot, and any it still held
+        borrowed, are free again."""
+        if self._slots is not None and worker.ocr_slots is not None:
+            assert worker.ocr_slots.index is not None
+            self._slots.settle(worker.ocr_slots.index)
 
     def close(self) -> None:
         """Stop the feeding thread and every worker (killing those with a file in flight)."""
@@ -160,6 +181,9 @@ class ParserPool:
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.close()
 
     def __enter__(self) -> ParserPool:
         return self
@@ -185,6 +209,7 @@ class _Round:
             if worker is None:
                 return
             worker.submit(self.paths[self.next])
+            self.pool.claim_slot(worker)
             self.running[worker] = self.next
             self.next += 1
 
@@ -201,3 +226,5 @@ class _Round:
                     self.done[index] = worker.result()[0]
                 except ExtractionError as exc:
                     self.done[index] = exc
+                finally:
+                    self.pool.settle_slot(worker)

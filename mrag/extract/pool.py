@@ -76,14 +76,24 @@ class ParserPool:
     :meth:`parse` hands files out to idle workers from a thread of its own, so the workers go
     on parsing while the caller embeds, and yields each file's outcome in the order the files
     were given, through a queue of at most ``ahead`` parsed files.
+
+    The pool owns ``cores`` OCR slots (default: one per worker; more when there are fewer files
+    than cores, so that one long scan still spreads): a worker OCRing a file's pages borrows
+    those no other worker uses (:mod:`mrag.extract.ocr_slots`).
     """
 
     def __init__(
-        self, size: int, make: Callable[[], ParserProcess], *, ahead: int | None = None
+        self,
+        size: int,
+        make: Callable[[], ParserProcess],
+        *,
+        ahead: int | None = None,
+        cores: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a parser pool needs at least one worker")
         self.size = size
+        self.cores = max(size, cores or size)
         self.ahead = ahead if ahead is not None else 2 * size
         self._make = make
         self._workers: list[ParserProcess] = []
@@ -154,9 +164,9 @@ class ParserPool:
                 return worker
         if len(self._workers) < self.size:
             worker = self._make()
-            if self.size > 1:
+            if self.cores > 1:
                 if self._slots is None:
-                    self._slots = SharedSlots.create(self.size)
+                    self._slots = SharedSlots.create(self.cores)
                 worker.ocr_slots = self._slots.for_worker(len(self._workers))
             self._workers.append(worker)
             return worker

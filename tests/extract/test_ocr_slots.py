@@ -3,6 +3,7 @@ real Tesseract on a generated multi-page scan with one and with two slots."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -197,8 +198,26 @@ def test_a_budget_spent_before_ocr_lists_every_page_whatever_the_slots(
     ]
 
 
+def _tesseracts_below(pid: int) -> int:
+    """How many Tesseract processes run below process ``pid``, at any depth."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                count += Path(f"/proc/{child}/comm").read_text().strip() == "tesseract"
+                count += _tesseracts_below(child)
+            except OSError:
+                continue
+    return count
+
+
 @needs_tesseract
-def test_a_pool_worker_reads_the_scan_as_a_process_alone_does(scan: Path) -> None:
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="watches processes in /proc")
+def test_the_one_worker_of_a_pool_with_two_cores_reads_two_pages_at_once(scan: Path) -> None:
     pipeline = Pipeline()
 
     def make() -> ParserProcess:
@@ -207,7 +226,24 @@ def test_a_pool_worker_reads_the_scan_as_a_process_alone_does(scan: Path) -> Non
         )
 
     alone = _parse_with(OwnSlot(), scan)
-    with ParserPool(2, make) as pool:
-        [(_, pooled)] = list(pool.parse([scan]))
+    most = 0
+    with ParserPool(1, make, cores=2) as pool:
+        outcomes = pool.parse([scan])
+        watching = threading.Event()
+
+        def watch() -> None:
+            nonlocal most
+            while not watching.is_set():
+                most = max(most, _tesseracts_below(os.getpid()))
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            [(_, pooled)] = list(outcomes)
+        finally:
+            watching.set()
+            watcher.join()
     assert isinstance(pooled, ParsedDocument)
     assert _ocr_view(pooled) == _ocr_view(alone)
+    assert most == 2

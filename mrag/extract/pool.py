@@ -99,7 +99,7 @@ class ParserPool:
         self._workers: list[ParserProcess] = []
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
-        # One OCR slot per worker, lent to the OCR of another worker while this one is idle.
+        # One OCR slot per core the pool owns: a busy worker holds its own, OCR borrows the rest.
         self._slots: SharedSlots | None = None
 
     def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:

@@ -13,6 +13,7 @@ a fraction.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,19 +116,33 @@ def resolve(settings: OcrSettings) -> tuple[bool, str | None]:
     return False, problem
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_before: str | None = None
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     # Tesseract's OpenMP threads fight the embedding model for the same cores and make one page
-    # slower, not faster (measured 2-3x on a dense page with two cores).
-    old = os.environ.get("OMP_THREAD_LIMIT")
-    os.environ["OMP_THREAD_LIMIT"] = "1"
+    # slower, not faster (measured 2-3x on a dense page with two cores). Pages may be read on
+    # several threads at once (:mod:`mrag.extract.ocr_slots`), and the environment is the
+    # process's: the first to come sets the limit, the last to leave restores it.
+    global _threads_users, _threads_before
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_before = os.environ.get("OMP_THREAD_LIMIT")
+            os.environ["OMP_THREAD_LIMIT"] = "1"
+        _threads_users += 1
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("OMP_THREAD_LIMIT", None)
-        else:
-            os.environ["OMP_THREAD_LIMIT"] = old
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                if _threads_before is None:
+                    os.environ.pop("OMP_THREAD_LIMIT", None)
+                else:
+                    os.environ["OMP_THREAD_LIMIT"] = _threads_before
 
 
 def flatten_background(image: Image.Image) -> Image.Image:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mrag.extract.document import ExtractionError, ParsedDocument
+from mrag.extract.ocr_slots import SharedSlots
 from mrag.extract.worker import ParserProcess
 
 #: Memory planned per worker for ``workers = "auto"``. The worker's cap (``limits.memory_mb``)
@@ -75,19 +76,31 @@ class ParserPool:
     :meth:`parse` hands files out to idle workers from a thread of its own, so the workers go
     on parsing while the caller embeds, and yields each file's outcome in the order the files
     were given, through a queue of at most ``ahead`` parsed files.
+
+    The pool owns ``cores`` OCR slots (default: one per worker; more when there are fewer files
+    than cores, so that one long scan still spreads): a worker OCRing a file's pages borrows
+    those no other worker uses (:mod:`mrag.extract.ocr_slots`).
     """
 
     def __init__(
-        self, size: int, make: Callable[[], ParserProcess], *, ahead: int | None = None
+        self,
+        size: int,
+        make: Callable[[], ParserProcess],
+        *,
+        ahead: int | None = None,
+        cores: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a parser pool needs at least one worker")
         self.size = size
+        self.cores = max(size, cores or size)
         self.ahead = ahead if ahead is not None else 2 * size
         self._make = make
         self._workers: list[ParserProcess] = []
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
+        # One OCR slot per core the pool owns: a busy worker holds its own, OCR borrows the rest.
+        self._slots: SharedSlots | None = None
 
     def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:
         """Each path's index with its parsed document or the error that failed it, in order.
@@ -150,9 +163,27 @@ class ParserPool:
             if worker not in running:
                 return worker
         if len(self._workers) < self.size:
-            self._workers.append(self._make())
-            return self._workers[-1]
+            worker = self._make()
+            if self.cores > 1:
+                if self._slots is None:
+                    self._slots = SharedSlots.create(self.cores)
+                worker.ocr_slots = self._slots.for_worker(len(self._workers))
+            self._workers.append(worker)
+            return worker
         return None
+
+    def claim_slot(self, worker: ParserProcess) -> None:
+        """``worker`` got a file: its OCR slot is its own until the result is back."""
+        if self._slots is not None and worker.ocr_slots is not None:
+            assert worker.ocr_slots.index is not None
+            self._slots.claim(worker.ocr_slots.index)
+
+    def settle_slot(self, worker: ParserProcess) -> None:
+        """``worker``'s result is back (or it was killed): its slot, and any it still held
+        borrowed, are free again."""
+        if self._slots is not None and worker.ocr_slots is not None:
+            assert worker.ocr_slots.index is not None
+            self._slots.settle(worker.ocr_slots.index)
 
     def close(self) -> None:
         """Stop the feeding thread and every worker (killing those with a file in flight)."""
@@ -160,6 +191,9 @@ class ParserPool:
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.close()
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.close()
 
     def __enter__(self) -> ParserPool:
         return self
@@ -185,6 +219,7 @@ class _Round:
             if worker is None:
                 return
             worker.submit(self.paths[self.next])
+            self.pool.claim_slot(worker)
             self.running[worker] = self.next
             self.next += 1
 
@@ -201,3 +236,5 @@ class _Round:
                     self.done[index] = worker.result()[0]
                 except ExtractionError as exc:
                     self.done[index] = exc
+                finally:
+                    self.pool.settle_slot(worker)

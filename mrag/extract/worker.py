@@ -29,6 +29,7 @@ from typing import Any
 from mrag.extract.document import ExtractionError, ExtractionLimits, ParsedDocument
 from mrag.extract.figures import ImageFilter
 from mrag.extract.ocr import OcrSettings
+from mrag.extract.ocr_slots import SharedSlots, install
 
 #: Extra seconds past the cooperative time budget before the worker is killed.
 KILL_GRACE_S = 15.0
@@ -125,8 +126,12 @@ def _run(
 
 
 def main(argv: Sequence[str]) -> None:
-    """The worker process: ``JOBS_FD REPLIES_FD MEMORY_MB`` (started by :class:`ParserProcess`)."""
-    jobs_fd, replies_fd, memory_mb = (int(value) for value in argv)
+    """The worker process: ``JOBS_FD REPLIES_FD MEMORY_MB [SLOTS_FD WIDTH INDEX]`` (started by
+    :class:`ParserProcess`; the last three when it is one of a pool's workers)."""
+    jobs_fd, replies_fd, memory_mb, *slots = (int(value) for value in argv)
+    if slots:
+        fd, width, index = slots
+        install(SharedSlots(fd, width, index))
     _serve(Connection(jobs_fd, writable=False), Connection(replies_fd, readable=False), memory_mb)
 
 
@@ -159,24 +164,25 @@ class ParserProcess:
         self._jobs: Connection | None = None
         self._replies: Connection | None = None
         self._pending: tuple[Path, float] | None = None
+        #: The pool's OCR slots, as this worker's view of them (set by the pool before the
+        #: first file): OCR of one file may then borrow the cores of idle workers.
+        self.ocr_slots: SharedSlots | None = None
 
     def _start(self) -> Connection:
         if self._process is None or self._process.poll() is not None:
             self._kill()
             jobs_read, jobs_write = os.pipe()
             replies_read, replies_write = os.pipe()
+            arguments = [str(jobs_read), str(replies_write), str(self.memory_mb)]
+            shared: tuple[int, ...] = ()
+            if self.ocr_slots is not None and self.ocr_slots.index is not None:
+                slots = self.ocr_slots
+                arguments += [str(slots.fd), str(slots.width), str(slots.index)]
+                shared = (slots.fd,)
             try:
                 self._process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        _BOOTSTRAP,
-                        _PACKAGE_ROOT,
-                        str(jobs_read),
-                        str(replies_write),
-                        str(self.memory_mb),
-                    ],
-                    pass_fds=(jobs_read, replies_write),
+                    [sys.executable, "-c", _BOOTSTRAP, _PACKAGE_ROOT, *arguments],
+                    pass_fds=(jobs_read, replies_write, *shared),
                     stdin=subprocess.DEVNULL,
                     # Parsers that print must not mix into the caller's output (--json).
                     stdout=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mrag.extract.document import ExtractionError, ParsedDocument
-from mrag.extract.pool import ParserPool, auto_workers
+from mrag.extract.pool import ParserPool, auto_workers, usable_cores
 from mrag.extract.worker import ParserProcess
 from mrag.images.rendition import Rendition
 from mrag.ingestion.chunking import Chunk
@@ -311,14 +311,16 @@ def parser_pool(
     pipeline: Pipeline, passwords: Sequence[str], files: int, preparer: Preparer | None = None
 ) -> ParserPool:
     """The run's parser workers: ``limits.workers`` of them (``"auto"``: sized from the cores
-    and memory, see :func:`~mrag.extract.pool.auto_workers`), each as :func:`parser_process`
-    makes it."""
+    and memory, see :func:`~mrag.extract.pool.auto_workers`), no more than there are files,
+    each as :func:`parser_process` makes it. The pool owns as many cores as it could run
+    workers: with fewer files, OCR of their pages spreads over the rest."""
     workers = pipeline.limits.workers
     if workers == "auto":
-        size = auto_workers(pipeline.limits.memory_mb, files)
+        cores = auto_workers(pipeline.limits.memory_mb, usable_cores())
     else:
-        size = max(1, min(int(workers), files))
-    return ParserPool(size, lambda: parser_process(pipeline, passwords, preparer))
+        cores = max(1, int(workers))
+    size = max(1, min(cores, files))
+    return ParserPool(size, lambda: parser_process(pipeline, passwords, preparer), cores=cores)
 
 
 def parse_each(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ from mrag.extract.formats.pdf.tables import PdfTable, find_tables
 from mrag.extract.formats.pdf.vector_figures import find_figure_regions, page_graphics
 from mrag.extract.hygiene import clean_text
 from mrag.extract.ocr import OcrSettings, OcrText, recognise, resolve
+from mrag.extract.ocr_slots import in_order, installed
 from mrag.extract.tables import Table, table_unit
 
 # Form XObjects may nest; real documents go two or three deep, hostile ones forever.
@@ -58,6 +62,16 @@ _OCR_RESERVE_S = 5.0
 # Page renderings for OCR stay below this many pixels whatever the pixel limit (an A0 poster at
 # 300 dpi would be 140 megapixels).
 _OCR_MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class _PageOcr:
+    """What OCR made of one page: its text (None when it failed, with the problem why)."""
+
+    number: int
+    recognised: OcrText | None
+    problem: str | None
+    seconds: float = 0.0
 
 
 class PdfiumStages:
@@ -153,33 +167,40 @@ class PdfiumStages:
             untexted = set(extraction.untexted)
             self.document.no_text_pages.extend(n for n in candidates if n in untexted)
             return
+        stopped: list[int] = []
+        tasks = self._ocr_tasks(document, candidates, settings, stopped)
         by_number = {page.page: page for page in extraction.pages}
-        for position, number in enumerate(candidates):
-            remaining = self._remaining()
-            if remaining < _OCR_RESERVE_S:
-                left = candidates[position:]
-                self.document.problems.append(
-                    f"OCR stopped before page {number}: the time budget of "
-                    f"{self.limits.time_budget_s:g}s is spent (limits.time_budget_s); "
-                    f"{len(left)} pages not OCR'd"
-                )
-                self.document.no_text_pages.extend(n for n in left if n in extraction.untexted)
-                return
-            page = by_number[number]
-            recognised = self._recognise_page(document, number, settings, remaining)
-            if recognised is None or not recognised.text:
-                if number in extraction.untexted:
-                    self.document.no_text_pages.append(number)
-                continue
-            text = clean_text(recognised.text).strip()
-            if len(text) <= len(page.text):
-                continue  # the text layer said more than the pixels do
-            page.text, page.ocr_confidence = text, recognised.confidence
-            self._page_pictures_read_as(number, text, extraction)
+        for outcome in in_order(tasks, installed()):
+            self._take_ocr(outcome, extraction, by_number[outcome.number])
+        if stopped:
+            self.document.problems.append(
+                f"OCR stopped before page {stopped[0]}: the time budget of "
+                f"{self.limits.time_budget_s:g}s is spent (limits.time_budget_s); "
+                f"{len(stopped)} pages not OCR'd"
+            )
+            self.document.no_text_pages.extend(n for n in stopped if n in extraction.untexted)
 
-    def _recognise_page(
-        self, document: pdfium.PdfDocument, number: int, settings: OcrSettings, remaining: float
-    ) -> OcrText | None:
+    def _ocr_tasks(
+        self,
+        document: pdfium.PdfDocument,
+        candidates: list[int],
+        settings: OcrSettings,
+        stopped: list[int],
+    ) -> Iterator[Callable[[], _PageOcr]]:
+        """Each page's OCR task, rendered here (PDFium stays on this thread) when it is next to
+        run; once the time budget is spent, the pages left go to ``stopped`` instead."""
+        for position, number in enumerate(candidates):
+            if self._remaining() < _OCR_RESERVE_S:
+                stopped.extend(candidates[position:])
+                return
+            # No local keeps the picture: it lives as long as its task.
+            yield self._ocr_task(document, number, settings)
+
+    def _ocr_task(
+        self, document: pdfium.PdfDocument, number: int, settings: OcrSettings
+    ) -> Callable[[], _PageOcr]:
+        """Page ``number`` rendered for OCR with the task that reads it, or the problem why it
+        cannot be rendered as a task that only reports it."""
         clock = time.monotonic()
         try:
             picture = render_page(
@@ -187,25 +208,42 @@ class PdfiumStages:
                 dpi=settings.dpi,
                 max_pixels=min(self.limits.max_pixels, _OCR_MAX_PIXELS),
             )
+            return partial(self._recognise_page, number, picture, settings)
         except Exception as exc:
-            self.document.problems.append(
-                f"page {number} OCR: cannot render ({type(exc).__name__}: {exc})"
-            )
-            return None
+            problem = f"page {number} OCR: cannot render ({type(exc).__name__}: {exc})"
+            return partial(_PageOcr, number, None, problem)
         finally:
             self.document.timings["render"] += time.monotonic() - clock
+
+    def _recognise_page(self, number: int, picture: Image.Image, settings: OcrSettings) -> _PageOcr:
+        """OCR one rendered page (on a thread of its own: it touches nothing shared)."""
         clock = time.monotonic()
-        timeout = min(settings.page_timeout_s, remaining - _OCR_RESERVE_S / 2)
+        timeout = min(settings.page_timeout_s, self._remaining() - _OCR_RESERVE_S / 2)
         try:
-            return recognise(picture, settings, timeout_s=timeout)
+            recognised = recognise(picture, settings, timeout_s=timeout)
         except Exception as exc:
             message = " ".join(str(exc).split())[:200]
             if "timeout" in message.lower():
                 message = f"over the per-page time limit of {timeout:.0f}s ([ocr] page_timeout_s)"
-            self.document.problems.append(f"page {number} OCR: {message}")
-            return None
-        finally:
-            self.document.timings["ocr"] += time.monotonic() - clock
+            return _PageOcr(number, None, f"page {number} OCR: {message}", time.monotonic() - clock)
+        return _PageOcr(number, recognised, None, time.monotonic() - clock)
+
+    def _take_ocr(self, outcome: _PageOcr, extraction: Extraction, page: PageText) -> None:
+        """Use one page's OCR, in page order: its text if it says more than the text layer."""
+        number = outcome.number
+        self.document.timings["ocr"] += outcome.seconds
+        if outcome.problem is not None:
+            self.document.problems.append(outcome.problem)
+        recognised = outcome.recognised
+        if recognised is None or not recognised.text:
+            if number in extraction.untexted:
+                self.document.no_text_pages.append(number)
+            return
+        text = clean_text(recognised.text).strip()
+        if len(text) <= len(page.text):
+            return  # the text layer said more than the pixels do
+        page.text, page.ocr_confidence = text, recognised.confidence
+        self._page_pictures_read_as(number, text, extraction)
 
     def _page_pictures_read_as(self, number: int, text: str, extraction: Extraction) -> None:
         """A picture that is the page (a scan) is explained by the page's recognised text."""

@@ -350,7 +350,10 @@ def embedding_agreement(reference: JinaClipModel, other: JinaClipModel) -> dict[
 def fast_path_ab(model: JinaClipModel, setup: dict[str, Any]) -> list[dict[str, Any]]:
     """What each of the model's fast paths buys, A/B in one process, runs alternating.
 
-    - fused kernels (:mod:`mrag.model.fused`) on and off, on both towers;
+    - fused kernels (:mod:`mrag.model.fused`) on and off, on both towers, where they apply
+      (bfloat16; at float32 they would time the same code twice);
+    - few-row products (packed weights in bfloat16, ``weight @ x.T`` in float32) on and off,
+      on a 12-token query, where this CPU has them;
     - packed text batches on and off, on the mix of lengths (each side batched as
       ``encode_ids`` batches it: packed batches are filled, padded ones capped at 10% padding).
     """
@@ -392,11 +395,23 @@ def fast_path_ab(model: JinaClipModel, setup: dict[str, Any]) -> list[dict[str, 
     def text() -> None:
         model.get_text_features(ids)
 
-    cases = [
-        ("fused kernels", f"vision batch {batch}", vision, without_fused(vision)),
-        ("fused kernels", f"text {batch} x {length}", text, without_fused(text)),
-        ("packed text batches", f"mix of {len(lengths)} texts", mix, unpacked(mix)),
-    ]
+    query = random_ids(config.text.vocab_size, 1, 12, seed=12)
+
+    def short() -> None:
+        model.get_text_features(query)
+
+    def plain_rows() -> None:
+        with fused.unpacked():
+            model.get_text_features(query)
+
+    cases = [("packed text batches", f"mix of {len(lengths)} texts", mix, unpacked(mix))]
+    if model.dtype == torch.bfloat16:
+        cases[:0] = [
+            ("fused kernels", f"vision batch {batch}", vision, without_fused(vision)),
+            ("fused kernels", f"text {batch} x {length}", text, without_fused(text)),
+        ]
+    if model.dtype == torch.float32 or fused.packs_small_rows():
+        cases.append(("few-row products", "query 1 x 12", short, plain_rows))
     reps = 1 if setup.get("tiny") else (3 if setup["min_reps"] < 2 else 5)
     rows = []
     with torch.inference_mode():

@@ -76,11 +76,11 @@ def test_tiny_run_writes_json_with_every_section(tmp_path: Path) -> None:
     assert model["bf16_agreement"]["text_max_abs_diff"] < 0.1
     assert "kernel" in model["alibi_mask"]
     changes = {(row["change"], row["workload"].split()[0]) for row in model["fast_paths"]}
-    assert {
-        ("fused kernels", "vision"),
-        ("fused kernels", "text"),
-        ("packed text batches", "mix"),
-    } <= changes
+    assert ("packed text batches", "mix") in changes
+    if model["fast_paths"][0]["dtype"] == "bfloat16":  # the fused kernels apply in bf16 only
+        assert {("fused kernels", "vision"), ("fused kernels", "text")} <= changes
+    else:
+        assert ("few-row products", "query") in changes
     user_set = any(
         name.startswith(("MALLOC_", "GLIBC_TUNABLES", "MRAG_KEEP")) for name in os.environ
     )

@@ -17,10 +17,9 @@ that applies is decided per CPU feature by :func:`packs_small_rows`. In float32,
 run as ``weight @ x.T`` (:func:`product`), which reads each weight once in the order it is stored.
 
 Every function here is exact in meaning: it equals the eager expression in its docstring (a
-few-row float32 product within float32 rounding), to which it falls back wherever oneDNN does not
-apply: tensors that need gradients, devices other
-than the CPU, dtypes other than bfloat16, and graph capture (``torch.compile``, ONNX
-export), which must see standard operators.
+few-row float32 product within float32 rounding), to which it falls back wherever oneDNN does
+not apply: tensors that need gradients, devices other than the CPU, dtypes other than bfloat16,
+and graph capture (``torch.compile``, ONNX export), which must see standard operators.
 """
 
 from __future__ import annotations
@@ -88,8 +87,11 @@ def unpacked() -> Iterator[None]:
         _small_rows, _few_rows_transposed = previous
 
 
-def _capturing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+def capturing() -> bool:
+    """Whether a graph is being captured (``torch.compile``, ``torch.export``, ONNX export, a
+    trace): the model then runs its plain operators, which every backend knows."""
+    compiler = torch.compiler
+    return compiler.is_compiling() or compiler.is_exporting() or torch.jit.is_tracing()
 
 
 def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -108,7 +110,7 @@ def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
         or x.dtype != torch.float32
         or weight.dtype != torch.float32
         or x.device.type != "cpu"
-        or _capturing()
+        or capturing()
     ):
         return F.linear(x, weight, bias)
     flat = x.reshape(rows, x.shape[-1]).t()
@@ -125,7 +127,7 @@ def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return False
-    return not _capturing()
+    return not capturing()
 
 
 class SmallRowsWeights:

@@ -85,13 +85,6 @@ def rope_for_all_tokens(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Ten
     return cos[:, None, None, :], sin[:, None, None, :]
 
 
-def _capturing() -> bool:
-    """Whether a graph is being captured (``torch.compile``, ONNX export): complex tensors are
-    left out of it, since exporters and backends handle them poorly or not at all."""
-    compiler = torch.compiler
-    return compiler.is_compiling() or compiler.is_exporting() or torch.jit.is_tracing()
-
-
 def turn_query_key(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RoPE applied to q and k together, (batch, tokens, 2, heads, head_width), a new tensor.
 
@@ -101,7 +94,8 @@ def turn_query_key(qk: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
     complex counterpart on the CPU (bfloat16), so they swap each pair, scale it by sin in place
     and add q·cos in the same pass (one rounding in bf16 instead of three).
     """
-    if qk.dtype == torch.float32 and not _capturing():
+    # Not under graph capture: exporters and compilers handle complex tensors poorly or not at all.
+    if qk.dtype == torch.float32 and not fused.capturing():
         turns = torch.complex(cos[..., 0::2], sin[..., 1::2])  # the sign is in sin's even lanes
         pairs = torch.view_as_complex(qk.unflatten(-1, (-1, 2)))
         return torch.view_as_real(pairs * turns).flatten(-2)

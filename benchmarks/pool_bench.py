@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 runs[str(workers)].append(result)
     reference = runs["1"][0]["contents"]
-    identical = all(run.pop("contents") == reference for group in runs.values() for run in group)
+    differences = [
+        {"run": f"{key} #{number}", **_differences(reference, run.pop("contents"))}
+        for key, group in runs.items()
+        for number, run in enumerate(group)
+    ]
+    differences = [entry for entry in differences if entry["points"] or entry["ledger"]]
+    identical = not differences
     best = {key: min(group, key=lambda run: run["wall_s"]) for key, group in runs.items()}
     ratio = best["1"]["wall_s"] / best["auto"]["wall_s"]
     result = {
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         "checkpoint": str(checkpoint),
         "dtype": args.dtype,
         "identical_store": identical,
+        "differences": differences,
         "auto_over_one": round(ratio, 3),
         "best": best,
         "runs": runs,
@@ -154,6 +161,42 @@ def main(argv: list[str] | None = None) -> dict:
     Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"  JSON written to {args.out}")
     return result
+
+
+def _differences(reference: dict, other: dict, shown: int = 10) -> dict:
+    """Which points and ledger records of ``other`` differ from ``reference`` (the first few,
+    with the differing payload fields), so that a mismatch can be looked into."""
+    points = []
+    for key in sorted(set(reference["points"]) | set(other["points"]), key=str):
+        mine, theirs = reference["points"].get(key), other["points"].get(key)
+        if mine == theirs:
+            continue
+        fields: list[str] = ["missing"]
+        if mine is not None and theirs is not None:
+            a, b = json.loads(mine[0]), json.loads(theirs[0])
+            fields = sorted(name for name in set(a) | set(b) if a.get(name) != b.get(name))
+            fields += ["vectors"] if mine[1] != theirs[1] else []
+        entry: dict[str, Any] = {"id": str(key), "fields": fields}
+        if "vectors" in fields:
+            entry["max_abs_diff"] = _largest_difference(mine[1], theirs[1])
+            entry["payload"] = mine[0][:200]
+        points.append(entry)
+    ledger = [
+        {"source": source, "reference": reference["ledger"].get(source), "run": record}
+        for source, record in sorted(other["ledger"].items())
+        if reference["ledger"].get(source) != record
+    ]
+    return {"points": points[:shown], "ledger": ledger[:shown]}
+
+
+def _largest_difference(mine: list[bytes], theirs: list[bytes]) -> float:
+    import numpy as np
+
+    pairs = zip(mine, theirs, strict=False)
+    return max(
+        float(np.abs(np.frombuffer(a, np.float32) - np.frombuffer(b, np.float32)).max())
+        for a, b in pairs
+    )
 
 
 def _print_table(result: dict) -> None:
@@ -169,6 +212,8 @@ def _print_table(result: dict) -> None:
         f"\nauto over 1: {result['auto_over_one']:.2f}x; "
         f"identical store: {result['identical_store']}"
     )
+    for entry in result["differences"]:
+        print(f"  differs in {entry['run']}: {json.dumps(entry)[:600]}")
 
 
 if __name__ == "__main__":

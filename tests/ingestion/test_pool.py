@@ -215,3 +215,34 @@ def test_workers_setting_is_auto_or_a_positive_number(tmp_path: Path) -> None:
             Pipeline.from_toml(path)
     with pytest.raises(PipelineError, match="workers"):
         Pipeline().override(limits__workers=0)
+
+
+class _Worker:
+    """Stands in for a parser process in the pool's bookkeeping (no process, no parsing)."""
+
+    ocr_slots = None
+
+    def submit(self, path: Path) -> None:
+        self.path = path
+
+
+@pytest.mark.parametrize("lookahead", [2, 8])
+def test_a_slow_file_holds_up_the_other_workers_only_past_the_lookahead(lookahead: int) -> None:
+    from mrag.extract.pool import _Round
+
+    pool = ParserPool(2, _Worker, lookahead=lookahead, cores=1)
+    paths = [Path(f"{n}.pdf") for n in range(20)]
+    run = _Round(pool, paths)
+    run.fill(0)
+    slow = next(worker for worker, index in run.running.items() if index == 0)
+    # Every other file parses at once; file 0 never finishes.
+    while True:
+        quick = [worker for worker in run.running if worker is not slow]
+        if not quick:
+            break
+        run.done[run.running.pop(quick[0])] = "parsed"
+        run.fill(0)
+    assert run.next == lookahead + 1  # file 0 and the lookahead files after it
+    run.done[run.running.pop(slow)] = "parsed"
+    run.fill(1)
+    assert run.next == min(len(paths), lookahead + 2)

@@ -5,7 +5,8 @@ from the same checkpoint mrag loads. onnxruntime runs it in float32 and, after d
 quantisation of the weights (``onnxruntime.quantization.quantize_dynamic``), in int8. OpenVINO
 reads the same float32 file, reshaped to the static input shape, and runs it with float32 and
 bfloat16 inference precision. Exports are cached beside the checkpoint in the benchmark cache,
-keyed by the checkpoint's size and time. mrag runs in float32 and in its default dtype (auto).
+keyed by the checkpoint's size and time. mrag runs in float32 and in its default dtype (auto),
+in turns with each peer, so that both see the same load.
 
 Needs the ``bench`` extra: ``pip install -e .[bench]`` (onnx, onnxruntime, onnxscript, openvino).
 """
@@ -245,9 +246,10 @@ def run(settings: Settings, model_result: dict[str, Any] | None) -> dict[str, An
     }
     rounds = 2 if settings.tiny else 3 if settings.quick else 5
     native_bf16 = cpu_dtype().dtype == "bfloat16"
+    references = {}
     with torch.inference_mode():
-        references = {tower: normalised(work[2](work[1]).float().numpy())
-                      for tower, work in workloads.items()}  # fmt: skip
+        for tower, (_, tensor, fp32_fn, *_) in workloads.items():
+            references[tower] = normalised(fp32_fn(tensor).float().numpy())
     for tower, runtime, path, factory in peer_runtimes(paths):
         if runtime.endswith("bfloat16") and not native_bf16:
             # Emulated bf16 runs at a few percent of float32 (0.17 images/s measured): no peer.

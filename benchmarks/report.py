@@ -35,21 +35,22 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
     model = sections.get("model")
     if _ok(model):
+        # Where bf16 is emulated its "ceiling" is the emulation's: no target to speak of.
+        native_bf16 = str(model.get("auto_dtype", "")).startswith("bfloat16")
         for dtype, tower, match, goal in (
-            ("bfloat16", "vision", {"batch": 8}, 0.65),
-            ("bfloat16", "text", {"batch": 8, "length": 512}, 0.60),
+            ("bfloat16", "vision", {"batch": 8}, 0.85),
+            ("bfloat16", "text", {"batch": 8, "length": 512}, 0.85),
             ("float32", "vision", {"batch": 8}, 0.85),
         ):
+            shape = " x ".join(str(v) for v in match.values())
+            name = f"{tower} {dtype} {shape} vs {dtype} GEMM ceiling"
+            if dtype == "bfloat16" and not native_bf16:
+                add(name, f">= {goal:.0%}", None, None, "bf16 is emulated on this CPU")
+                continue
             row = _find(model[tower], dtype=dtype, **match)
             # The GEMM timed beside the tower saw the same load; the ceiling section may not.
             ratio = row and row.get("ratio_to_ceiling_beside", row["ratio_to_ceiling"])
-            shape = " x ".join(str(v) for v in match.values())
-            add(
-                f"{tower} {dtype} {shape} vs {dtype} GEMM ceiling",
-                f">= {goal:.0%}",
-                ratio,
-                None if ratio is None else ratio >= goal,
-            )
+            add(name, f">= {goal:.0%}", ratio, None if ratio is None else ratio >= goal)
         agreement = model.get("bf16_agreement", {})
         diff = max(agreement.get("image_max_abs_diff", 0), agreement.get("text_max_abs_diff", 0))
         add(

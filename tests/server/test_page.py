@@ -121,9 +121,11 @@ def test_the_page_end_to_end(server: str, browser: object, documents: dict[str, 
     passages = page.locator("#results .hit.text .where").all_text_contents()
     assert any(text.startswith("report.pdf") for text in passages), passages
     assert page.locator("#results .hit.text mark").count() > 0  # the query's words are marked
+    # Every thumbnail in view has loaded (those below load lazily, when scrolled to).
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#results .hit.image img')]"
-        ".some((img) => img.complete && img.naturalWidth > 0)",
+        "() => { const shown = [...document.querySelectorAll('#results .hit.image img')]"
+        ".filter((img) => img.getBoundingClientRect().top < window.innerHeight);"
+        " return shown.length > 0 && shown.every((img) => img.complete && img.naturalWidth > 0); }",
         timeout=WAIT_MS,
     )
     (REPO / "docs").mkdir(exist_ok=True)

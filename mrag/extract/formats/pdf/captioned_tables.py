@@ -21,6 +21,7 @@ from mrag.extract.formats.pdf.table_text import (
     Word,
     cells,
     gap_edges,
+    line_box,
     phrases,
     text_lines,
 )
@@ -65,10 +66,6 @@ def caption_label(text: str) -> str:
     return " ".join(text.split()[:2]).rstrip(".:,").lower()
 
 
-def _box(line: list[Word]) -> Box:
-    return union([word.box for word in line])
-
-
 def _column(parts: list[Word], caption: Word) -> list[Word]:
     """The parts of the caption's column: all of them on a page set in one column."""
     left = min(part.box[0] for part in parts)
@@ -106,7 +103,7 @@ def _captions(lines: list[list[Word]], wanted: set[str]) -> Iterator[tuple[int, 
 def is_prose_line(line: list[Word], width: float) -> bool:
     """Whether a line of phrases is running text in a column ``width`` wide."""
     words = sum(len(part.text.split()) for part in line)
-    wide = _box(line)[2] - _box(line)[0] >= _PROSE_WIDTH * width
+    wide = line_box(line)[2] - line_box(line)[0] >= _PROSE_WIDTH * width
     if not wide or words < _PROSE_WORDS:
         return False
     # Justified text spreads its words a little; a table's columns stand further apart.
@@ -120,7 +117,7 @@ def _grow(
     """The lines of a table, in ``lines`` order (moving away from its caption at ``edge``)."""
     rows: list[list[Word]] = []
     for line in lines:
-        box = _box(line)
+        box = line_box(line)
         gap = min(abs(edge - box[3]), abs(box[1] - edge))
         if gap > (_ROW_GAP if rows else _FIRST_GAP) * height:
             break
@@ -146,8 +143,8 @@ def _read(rows: list[list[Word]]) -> tuple[list[list[Word]], list[list[str]]] | 
         rows = rows[:-1]  # a trailing line of one phrase: a note or a paragraph's end
     if len(rows) < 2:
         return None
-    ordered = sorted(rows, key=lambda line: -_box(line)[3])
-    box = union([_box(line) for line in ordered])
+    ordered = sorted(rows, key=lambda line: -line_box(line)[3])
+    box = union([line_box(line) for line in ordered])
     table = clean_rows(cells(ordered, gap_edges(ordered, box)))
     if not is_table(table):
         return None
@@ -170,7 +167,7 @@ def captioned_tables(words: list[Word], wanted: set[str], walls: list[Box]) -> l
         lines = text_lines(column)
         at = next(i for i, line in enumerate(lines) if any(p is caption for p in line))
         block = caption_block(lines, at)
-        caption_box = union([_box(line) for line in block])
+        caption_box = union([line_box(line) for line in block])
         height = caption.box[3] - caption.box[1]
         width = max(p.box[2] for p in column) - min(p.box[0] for p in column)
         blocked = walls + [table.box for table in found]
@@ -182,7 +179,8 @@ def captioned_tables(words: list[Word], wanted: set[str], walls: list[Box]) -> l
         rows, table = chosen
         text = " ".join(part.text for line in block for part in line)
         page_box = union([part.page_box for line in block for part in line])
-        found.append(CaptionedTable(union([_box(line) for line in rows]), table, text, page_box))
+        box = union([line_box(line) for line in rows])
+        found.append(CaptionedTable(box, table, text, page_box))
         wanted.discard(caption_label(text))
     return found
 
@@ -196,7 +194,7 @@ def _choose(
     for lines in (below, above):
         read = _read(lines)
         if read is not None:
-            first = _box(read[0][0])
+            first = line_box(read[0][0])
             gap = caption[1] - first[3] if first[3] <= caption[1] else first[1] - caption[3]
             options.append((gap, read))
     if not options:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mrag.extract.formats.pdf.geometry import union
 from mrag.extract.formats.pdf.render import Box
-from mrag.extract.formats.pdf.table_text import Word, overlaps_x, text_lines
+from mrag.extract.formats.pdf.table_text import Word, line_box, overlaps_x, text_lines
 from mrag.extract.tables import is_table_caption
 
 #: Furthest a caption beside a table (in the margin) may be from it, in points.
@@ -18,10 +18,6 @@ CAPTION_GAP = 40.0
 _NOTE_SCALE = 0.9
 #: Lines a caption may run to.
 _CAPTION_LINES = 6
-
-
-def _box(line: list[Word]) -> Box:
-    return union([word.box for word in line])
 
 
 @dataclass
@@ -39,7 +35,7 @@ def caption_options(words: list[Word], box: Box) -> dict[str, CaptionOption]:
     # A line above or below is taken whole (a caption may start left of the table); lines of
     # the margin are built apart: a side caption shares its height with table rows.
     off_level = [w for w in words if not box[1] <= (w.box[1] + w.box[3]) / 2 <= box[3]]
-    above_below = [line for line in text_lines(off_level) if overlaps_x(_box(line), box)]
+    above_below = [line for line in text_lines(off_level) if overlaps_x(line_box(line), box)]
     beside = [w for w in words if w.box[2] <= box[0] or w.box[0] >= box[2]]
     lines = above_below + text_lines(beside)
     best: dict[str, CaptionOption] = {}
@@ -47,7 +43,7 @@ def caption_options(words: list[Word], box: Box) -> dict[str, CaptionOption]:
         if not is_table_caption(" ".join(word.text for word in line)):
             continue
         block = caption_block(lines, index)
-        first, whole = _box(line), union([_box(row) for row in block])
+        first, whole = line_box(line), union([line_box(row) for row in block])
         distance = _caption_distance(first, whole, box, lines)
         if distance is None:
             continue
@@ -106,8 +102,9 @@ def _below_notes(box: Box, caption: Box, lines: list[list[Word]]) -> float:
     """The bottom of the table's notes: lines right under it set smaller than the caption."""
     height = caption[3] - caption[1]
     bottom = box[1]
+    boxes = (line_box(line) for line in lines)
     between = sorted(
-        (_box(line) for line in lines if caption[3] < _box(line)[1] and _box(line)[3] < box[1]),
+        (found for found in boxes if caption[3] < found[1] and found[3] < box[1]),
         key=lambda found: -found[3],
     )
     for found in between:
@@ -120,13 +117,13 @@ def _below_notes(box: Box, caption: Box, lines: list[list[Word]]) -> float:
 def caption_block(lines: list[list[Word]], first: int) -> list[list[Word]]:
     """The caption line and the lines right under it that carry it on."""
     block = [lines[first]]
-    top = _box(lines[first])
+    top = line_box(lines[first])
     following = sorted(
-        (line for line in lines if _box(line)[3] < top[1]), key=lambda line: -_box(line)[3]
+        (line for line in lines if line_box(line)[3] < top[1]), key=lambda line: -line_box(line)[3]
     )
     for line in following[: 2 * _CAPTION_LINES]:
-        last = union([_box(row) for row in block])
-        current = _box(line)
+        last = union([line_box(row) for row in block])
+        current = line_box(line)
         height = top[3] - top[1]
         # A line split in two by raised or lowered symbols (a formula) goes on regardless.
         split = current[3] > last[1] + 0.3 * height

@@ -44,6 +44,11 @@ def turn(box: Box, rotation: int) -> Box:
     return box
 
 
+def line_box(line: list[Word]) -> Box:
+    """The box around the words of a line."""
+    return union([word.box for word in line])
+
+
 def centre_inside(box: Box, outer: Box) -> bool:
     x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]

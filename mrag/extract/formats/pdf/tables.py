@@ -32,6 +32,7 @@ from mrag.extract.formats.pdf.table_text import (
     cells,
     centre_inside,
     gap_edges,
+    line_box,
     overlaps_x,
     phrases,
     read_words,
@@ -284,7 +285,7 @@ def _split_region(region: _Region, words: list[Word], horizontal: list[Box]) -> 
     lines = text_lines(phrases([w for w in words if centre_inside(w.box, box)]))
     width = box[2] - box[0]
     cuts = [
-        (union([w.box for w in line])[1] + union([w.box for w in line])[3]) / 2
+        (line_box(line)[1] + line_box(line)[3]) / 2
         for line in lines
         # A caption in the margin shares its line with a row: only a caption alone cuts.
         if (len(line) <= 2 and is_table_caption(line[0].text)) or _full_prose(line, width)
@@ -333,7 +334,7 @@ def _with_header(region: _Region, words: list[Word]) -> _Region:
     above = [w for w in words if box[3] - 1 <= w.box[1] <= reach and overlaps_x(w.box, box)]
     top = box[3]
     for line in text_lines(phrases(above))[::-1][:_HEADER_LINES]:
-        found = union([w.box for w in line])
+        found = line_box(line)
         if found[1] - top > _HEADER_GAP or len(line) < 2:
             break
         if found[0] < box[0] - 2 or found[2] > box[2] + 2:
@@ -348,7 +349,7 @@ def _with_header(region: _Region, words: list[Word]) -> _Region:
 
 def _full_prose(line: list[Word], width: float) -> bool:
     """Running text across the whole area; a table's wrapped cell text fills one column only."""
-    box = union([word.box for word in line])
+    box = line_box(line)
     return box[2] - box[0] >= _FULL_LINE * width and is_prose_line(line, width)
 
 

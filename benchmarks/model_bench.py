@@ -410,7 +410,7 @@ def fast_path_ab(model: JinaClipModel, setup: dict[str, Any]) -> list[dict[str, 
             ("fused kernels", f"vision batch {batch}", vision, without_fused(vision)),
             ("fused kernels", f"text {batch} x {length}", text, without_fused(text)),
         ]
-    if model.dtype == torch.float32 or fused.packs_small_rows():
+    if fused.has_few_row_path(model.dtype):
         cases.append(("few-row products", "query 1 x 12", short, plain_rows))
     reps = 1 if setup.get("tiny") else (3 if setup["min_reps"] < 2 else 5)
     rows = []

@@ -180,7 +180,7 @@ def run(
     for dtype in dtypes:
         model = JinaClipModel.from_pretrained(folder, dtype=dtype)
         lengths = [len(ids) for ids in model.tokenize(list(QUERIES))]
-        few_rows = dtype == torch.float32 or fused._small_rows
+        few_rows = fused.has_few_row_path(dtype)
         rows = measure_rounds(variants(model, few_rows), weight_read(model), rounds)
         result["dtypes"][dtype_name(dtype)] = {
             "tokens_p50": statistics.median(lengths),

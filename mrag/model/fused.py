@@ -64,6 +64,12 @@ _small_rows = _BF16 and packs_small_rows()
 _few_rows_transposed = True
 
 
+def has_few_row_path(dtype: torch.dtype) -> bool:
+    """Whether few-row products take a path of their own in ``dtype`` on this CPU, the one
+    :func:`unpacked` turns off: packed weights in bfloat16, ``weight @ x.T`` in float32."""
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and _BF16 and packs_small_rows())
+
+
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run the eager expressions instead of the fused kernels (for A/B measurements)."""

@@ -133,6 +133,10 @@ def test_packing_is_chosen_per_cpu_feature() -> None:
     assert not fused.packs_small_rows({"avx512_bf16", "amx_bf16", "amx_tile"})  # AMX: as before
     assert not fused.packs_small_rows({"avx2", "avx512f"})  # float32 machines
     assert not fused.packs_small_rows(set())
+    # float32 always has its few-row path (weight @ x.T); bfloat16 where it packs.
+    assert fused.has_few_row_path(torch.float32)
+    assert fused.has_few_row_path(torch.bfloat16) == fused._small_rows
+    assert not fused.has_few_row_path(torch.float16)
 
 
 @needs_packing

@@ -24,7 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import REPO_ROOT, Settings, load_average
+from mrag.model.openmp import spin_briefly
+
+# As `mrag ingest` does, before torch loads with .common (mrag.model.openmp says why).
+spin_briefly()
+
+from .common import REPO_ROOT, Settings, load_average  # noqa: E402
 
 
 def corpus_pdfs(corpus: Path, max_pages: int) -> list[Path]:

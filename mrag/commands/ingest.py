@@ -88,6 +88,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Ingest the paths; exit 1 when some files failed, 3 when no file matched the globs."""
+    from mrag.model.openmp import spin_briefly
+
+    spin_briefly()  # before torch loads: the model shares the cores with the parser workers
     from mrag.ingestion.progress import ConsoleProgress, format_summary
 
     address = _ray_paths(args)

@@ -3,16 +3,17 @@
 Each worker is a :class:`~mrag.extract.worker.ParserProcess` with its own guard rails (memory
 cap, time budget, kill and restart), so a file that crashes or hangs its worker fails alone while
 the other workers go on. Results come back in submission order whatever finishes first: what is
-written from them (point ids, ledger) does not depend on the number of workers. At most
-``ahead`` parsed files wait in the queue to the embedder, and files are handed out at most
-``lookahead`` past the oldest one not yet back, which together bound the memory of parsed
-documents that wait.
+written from them (point ids, ledger) does not depend on the number of workers. Files are handed
+out at most ``lookahead`` past the oldest one the caller has not taken yet, which bounds the
+memory of parsed documents that wait.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import wait
@@ -76,11 +77,14 @@ class ParserPool:
 
     :meth:`parse` hands files out to idle workers from a thread of its own, so the workers go
     on parsing while the caller embeds, and yields each file's outcome in the order the files
-    were given, through a queue of at most ``ahead`` parsed files. Files are handed out at most
-    ``lookahead`` (default four per worker) past the oldest one still being parsed: a slow file,
-    a long scan say, then holds up neither the other workers nor, beyond that, the memory.
-    (Measured on 118 PDFs on two cores: a look-ahead of one per worker left a worker idle behind
-    each slow file; four per worker took ``auto`` from 1.40x to 1.49-1.58x one worker.)
+    were given. Files are handed out at most ``lookahead`` (default eight per worker) past the
+    oldest one the caller has not taken yet: a slow file, a long scan say, then holds up
+    neither the other workers nor, beyond that, the memory, and the workers go on parsing while
+    the caller embeds what it took. (Measured on 118 PDFs on two cores: a look-ahead of one per
+    worker left a worker idle behind each slow file, and four took ``auto`` from 1.40x to
+    1.49-1.58x one worker. The workers then still stopped whenever two files per worker waited
+    for the caller, which takes the files of 256 chunks before it embeds them; without that
+    stop, and with eight per worker, the cores no longer go idle mid-run.)
 
     The pool owns ``cores`` OCR slots (default: one per worker; more when there are fewer files
     than cores, so that one long scan still spreads): a worker OCRing a file's pages borrows
@@ -92,7 +96,6 @@ class ParserPool:
         size: int,
         make: Callable[[], ParserProcess],
         *,
-        ahead: int | None = None,
         lookahead: int | None = None,
         cores: int | None = None,
     ) -> None:
@@ -100,14 +103,20 @@ class ParserPool:
             raise ValueError("a parser pool needs at least one worker")
         self.size = size
         self.cores = max(size, cores or size)
-        self.ahead = ahead if ahead is not None else 2 * size
-        self.lookahead = max(size, lookahead if lookahead is not None else 4 * size)
+        self.lookahead = max(size, lookahead if lookahead is not None else 8 * size)
         self._make = make
         self._workers: list[ParserProcess] = []
         self._stop = threading.Event()
         self._feeder: threading.Thread | None = None
         # One OCR slot per core the pool owns: a busy worker holds its own, OCR borrows the rest.
         self._slots: SharedSlots | None = None
+        #: How many outcomes the caller has taken; the feeding thread's window starts there.
+        self.taken = 0
+        # The caller's wake-up call to the feeding thread, which waits on the workers' pipes
+        # and this socket at once: a taken file may open the window for an idle worker.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        for end in (self._wake_reader, self._wake_writer):
+            end.setblocking(False)
 
     def parse(self, paths: Sequence[Path]) -> Iterator[tuple[int, Outcome]]:
         """Each path's index with its parsed document or the error that failed it, in order.
@@ -116,8 +125,10 @@ class ParserPool:
         """
         if self._feeder is not None:
             raise RuntimeError("the pool is already parsing")
-        results: queue.Queue[tuple[int, Outcome] | BaseException] = queue.Queue(self.ahead)
+        # Unbounded: the look-ahead window bounds what can be in it.
+        results: queue.Queue[tuple[int, Outcome] | BaseException] = queue.Queue()
         self._stop.clear()
+        self.taken = 0
         self._feeder = threading.Thread(
             target=self._feed, args=(paths, results), name="parser-pool", daemon=True
         )
@@ -127,6 +138,8 @@ class ParserPool:
                 step = results.get()
                 if isinstance(step, BaseException):
                     raise step
+                self.taken += 1
+                self._wake()
                 yield step
         finally:
             self._halt()
@@ -134,33 +147,29 @@ class ParserPool:
     def _feed(self, paths: Sequence[Path], results: queue.Queue) -> None:
         """The feeding thread: keep the workers busy, queue the outcomes in order."""
         run = _Round(self, paths)
+        queued = 0
         try:
-            for index in range(len(paths)):
-                run.fill(index)
-                while index not in run.done:
-                    if self._stop.is_set():
-                        return
-                    run.collect()
-                    run.fill(index)
-                if not self._put(results, (index, run.done.pop(index))):
-                    return
+            while queued < len(paths) and not self._stop.is_set():
+                run.fill(self.taken)
+                while queued in run.done:
+                    results.put((queued, run.done.pop(queued)))
+                    queued += 1
+                if queued < len(paths):
+                    run.collect(self._wake_reader)
         except BaseException as exc:  # handed to the caller, which raises it
-            self._put(results, exc)
+            results.put(exc)
 
-    def _put(self, results: queue.Queue, item: object) -> bool:
-        """Queue ``item`` once there is room; False when the pool closes first."""
-        while not self._stop.is_set():
-            try:
-                results.put(item, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _wake(self) -> None:
+        """Tell the feeding thread the caller took a file (one pending wake-up is enough)."""
+        # Full (a wake-up is already pending) or closed: nothing more to say.
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
 
     def _halt(self) -> None:
         """Stop the feeding thread (it checks at least every :data:`_POLL_S` seconds)."""
         feeder, self._feeder = self._feeder, None
         self._stop.set()
+        self._wake()
         if feeder is not None:
             feeder.join()
 
@@ -201,6 +210,8 @@ class ParserPool:
         slots, self._slots = self._slots, None
         if slots is not None:
             slots.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def __enter__(self) -> ParserPool:
         return self
@@ -219,9 +230,9 @@ class _Round:
         self.done: dict[int, Outcome] = {}
         self.next = 0
 
-    def fill(self, wanted: int) -> None:
-        """Hand files to idle workers, at most ``lookahead`` beyond ``wanted``."""
-        while self.next < len(self.paths) and self.next - wanted <= self.pool.lookahead:
+    def fill(self, oldest: int) -> None:
+        """Hand files to idle workers, at most ``lookahead`` beyond ``oldest``."""
+        while self.next < len(self.paths) and self.next - oldest <= self.pool.lookahead:
             worker = self.pool.idle_worker(self.running)
             if worker is None:
                 return
@@ -230,12 +241,16 @@ class _Round:
             self.running[worker] = self.next
             self.next += 1
 
-    def collect(self) -> None:
-        """Wait until a worker has a result or runs out of time (or a moment has passed), and
-        take what is there."""
-        timeout = max(0.0, min(_POLL_S, *(worker.seconds_left() for worker in self.running)))
-        connections = [w.replies for w in self.running if w.replies is not None]
+    def collect(self, wake: socket.socket | None = None) -> None:
+        """Wait until a worker has a result or runs out of time, ``wake`` is written to, or a
+        moment has passed; take what is there."""
+        timeout = max(0.0, min([_POLL_S, *(worker.seconds_left() for worker in self.running)]))
+        connections: list[Any] = [w.replies for w in self.running if w.replies is not None]
+        if wake is not None:
+            connections.append(wake)
         ready = set(wait(connections, timeout)) if connections else set()
+        if wake in ready:
+            _drain(wake)
         for worker in list(self.running):
             if worker.replies in ready or worker.seconds_left() <= 0:
                 index = self.running.pop(worker)
@@ -245,3 +260,10 @@ class _Round:
                     self.done[index] = exc
                 finally:
                     self.pool.settle_slot(worker)
+
+
+def _drain(wake: socket.socket) -> None:
+    """Read the pending wake-up bytes (the socket does not block)."""
+    with contextlib.suppress(OSError):  # BlockingIOError once it is empty
+        while wake.recv(4096):
+            pass

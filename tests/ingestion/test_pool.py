@@ -246,3 +246,52 @@ def test_a_slow_file_holds_up_the_other_workers_only_past_the_lookahead(lookahea
     run.done[run.running.pop(slow)] = "parsed"
     run.fill(1)
     assert run.next == min(len(paths), lookahead + 2)
+
+
+class _PipeWorker:
+    """Stands in for a parser process behind a real pipe: each file is "parsed" at once."""
+
+    ocr_slots = None
+    submitted: list[Path]
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self.replies, self._sender = multiprocessing.Pipe(duplex=False)
+        self.submitted = []
+
+    def submit(self, path: Path) -> None:
+        self.submitted.append(path)
+        self._sender.send(path.name)
+
+    def seconds_left(self) -> float:
+        return 60.0
+
+    def result(self) -> tuple[str, dict]:
+        return self.replies.recv(), {}
+
+    def close(self) -> None:
+        self.replies.close()
+        self._sender.close()
+
+
+def test_the_workers_go_on_parsing_while_the_caller_holds_what_it_took() -> None:
+    workers: list[_PipeWorker] = []
+
+    def make() -> _PipeWorker:
+        workers.append(_PipeWorker())
+        return workers[-1]
+
+    paths = [Path(f"{n}.pdf") for n in range(40)]
+    with ParserPool(2, make, lookahead=6, cores=1) as pool:
+        outcomes = pool.parse(paths)
+        assert next(outcomes) == (0, "0.pdf")
+        # The caller is busy with file 0 (embedding, say): the window runs from what it took.
+        deadline = time.monotonic() + 5
+        while sum(len(w.submitted) for w in workers) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert sum(len(w.submitted) for w in workers) == 1 + 6 + 1  # taken, window, next
+        rest = list(outcomes)
+    assert rest == [(n, f"{n}.pdf") for n in range(1, 40)]
+    assert sorted(p for w in workers for p in w.submitted) == sorted(paths)

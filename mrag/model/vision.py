@@ -51,9 +51,11 @@ def fused_weight(
     Concatenating the weights of q/k/v (or w1/w2) every call copies megabytes per layer, which
     costs as much as the product itself for one image. Without autograd the result is cached on
     ``owner`` and rebuilt when any part is replaced (``.to()``, ``load_state_dict``...) or changed
-    in place (its version counter moves). With autograd on, it is concatenated every time.
+    in place (its version counter moves). With autograd on, it is concatenated every time, and
+    so it is under graph capture, where the cache's look-up (by data pointer) would break the
+    graph and the compiler folds the concatenation of frozen weights itself.
     """
-    if torch.is_grad_enabled() and any(part.requires_grad for part in parts):
+    if fused.capturing() or (torch.is_grad_enabled() and any(p.requires_grad for p in parts)):
         return build(*parts)
     try:
         key = tuple((part.data_ptr(), part._version, part.dtype, part.device) for part in parts)

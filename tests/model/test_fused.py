@@ -81,6 +81,17 @@ def test_gradients_flow_through_the_eager_fallback() -> None:
     assert weight.grad is not None and torch.isfinite(weight.grad).all()
 
 
+def test_the_vision_tower_compiles_as_one_graph(tiny_model: JinaClipModel) -> None:
+    # fullgraph: any graph break (the fused-weight cache's look-up was one) raises.
+    tower = tiny_model.vision_model
+    size = tiny_model.config.vision.image_size
+    pixels = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        eager = tower(pixels)
+        compiled = torch.compile(tower, fullgraph=True)(pixels)
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_model_outputs_are_the_same_with_and_without_fused_kernels(
     tiny_checkpoint: Path, dtype: str

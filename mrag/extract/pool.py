@@ -110,8 +110,8 @@ class ParserPool:
         self._feeder: threading.Thread | None = None
         # One OCR slot per core the pool owns: a busy worker holds its own, OCR borrows the rest.
         self._slots: SharedSlots | None = None
-        #: How many outcomes the caller has taken; the feeding thread's window starts there.
-        self.taken = 0
+        # How many outcomes the caller has taken; the feeding thread's window starts there.
+        self._taken = 0
         # The caller's wake-up call to the feeding thread, which waits on the workers' pipes
         # and this socket at once: a taken file may open the window for an idle worker.
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -128,7 +128,7 @@ class ParserPool:
         # Unbounded: the look-ahead window bounds what can be in it.
         results: queue.Queue[tuple[int, Outcome] | BaseException] = queue.Queue()
         self._stop.clear()
-        self.taken = 0
+        self._taken = 0
         self._feeder = threading.Thread(
             target=self._feed, args=(paths, results), name="parser-pool", daemon=True
         )
@@ -138,7 +138,7 @@ class ParserPool:
                 step = results.get()
                 if isinstance(step, BaseException):
                     raise step
-                self.taken += 1
+                self._taken += 1
                 self._wake()
                 yield step
         finally:
@@ -150,7 +150,7 @@ class ParserPool:
         queued = 0
         try:
             while queued < len(paths) and not self._stop.is_set():
-                run.fill(self.taken)
+                run.fill(self._taken)
                 while queued in run.done:
                     results.put((queued, run.done.pop(queued)))
                     queued += 1

@@ -58,6 +58,7 @@ from mrag.ingestion.stages import (
 from mrag.ingestion.timing import Stopwatch, Timings
 from mrag.model import HUB_MODEL_ID
 from mrag.model.identity import STORE, choose_model
+from mrag.model.openmp import spin_briefly
 from mrag.store import Store, StoreSettings
 from mrag.store.source_names import source_key
 
@@ -141,7 +142,11 @@ def ingest(
     the store cannot be opened or holds vectors of another size than the model's,
     :class:`~mrag.model.CheckpointError` when the model cannot load and
     :class:`~mrag.extract.worker.WorkerError` when the parser worker cannot start.
+
+    When torch is not loaded yet, its idle threads are set to spin briefly, as ``mrag ingest``
+    does (see :mod:`mrag.model.openmp`).
     """
+    spin_briefly()  # a no-op once torch is loaded (by the caller, or a model it passed)
     return run(
         paths,
         process_locally,

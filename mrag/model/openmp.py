@@ -11,7 +11,8 @@ the same speed with 10,000 (vision batch 8 within 1%, text within 1.5%), and a b
 took 17% longer with no spin but not measurably longer with 10,000. Hence 10,000.
 
 libgomp reads the setting once, when it loads with torch, so :func:`spin_briefly` must run
-before torch is imported; the ``ingest`` command calls it first thing.
+before torch is imported: the ``ingest`` command calls it first thing, and so does
+:func:`mrag.ingest` (where it does nothing if the caller has loaded torch already).
 """
 
 from __future__ import annotations

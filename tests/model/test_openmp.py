@@ -64,3 +64,20 @@ def test_the_ingest_command_sets_it_before_torch_loads(
         "print(before, code, os.environ.get('GOMP_SPINCOUNT'))\n"
     )
     assert _python(code) == f"False 0 {SPIN_COUNT}"
+
+
+def test_ingest_from_python_sets_it_when_torch_is_not_loaded(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    (tmp_path / "note.txt").write_text("Pumps move water uphill.\n")
+    code = (
+        "import os, sys\n"
+        "from mrag import Pipeline, Store, StoreSettings, ingest\n"
+        "before = 'torch' in sys.modules\n"
+        f"pipeline = Pipeline().override(model__name={str(tiny_checkpoint)!r})\n"
+        f"store = Store.open(StoreSettings(path={str(tmp_path / 'store')!r}))\n"
+        f"report = ingest([{str(tmp_path / 'note.txt')!r}], pipeline=pipeline, store=store)\n"
+        "store.close()\n"
+        "print(before, report.ok, os.environ.get('GOMP_SPINCOUNT'))\n"
+    )
+    assert _python(code) == f"False True {SPIN_COUNT}"

@@ -43,7 +43,7 @@ def apply_by_rows(
     call on the whole tensors gives; see :func:`rows_per_slice` for why slices.
     """
     leading = tensors[0].shape[:-1]
-    if torch.compiler.is_compiling():  # a traced graph keeps the shape symbolic: one piece
+    if fused.capturing():  # a captured graph keeps the shape symbolic: one piece
         return fn(*tensors)
     flat = [tensor.reshape(-1, tensor.shape[-1]) for tensor in tensors]
     total = flat[0].shape[0]
@@ -239,8 +239,8 @@ class JinaBertModel(nn.Module):
         slopes = self.alibi_slopes.to(device=input_ids.device, dtype=torch.float32)
         bias = (-slopes[:, None, None] * distance).to(dtype)[None]  # (1, H, L, L)
         padded = input_ids == self.config.pad_token_id
-        # The shortcut is a data-dependent branch, which a traced graph (ONNX export) cannot hold.
-        if not torch.compiler.is_compiling() and not bool(padded.any()):
+        # The shortcut is a data-dependent branch, which a captured graph (ONNX export) cannot hold.
+        if not fused.capturing() and not bool(padded.any()):
             return bias
         blocked = torch.tensor(float("-inf"), dtype=dtype, device=input_ids.device)
         return torch.where(padded[:, None, None, :], blocked, bias)
@@ -258,7 +258,7 @@ class JinaBertModel(nn.Module):
 
     def _packable_lengths(self, input_ids: torch.Tensor) -> list[int] | None:
         """Each row's length if every row is real tokens then only padding, else ``None``."""
-        if not self.pack_sequences or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if not self.pack_sequences or fused.capturing():
             return None
         real = input_ids != self.config.pad_token_id
         lengths = real.sum(dim=1)

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     """Ingest the paths; exit 1 when some files failed, 3 when no file matched the globs."""
     from mrag.model.openmp import spin_briefly
 
-    spin_briefly()  # before torch loads: the model shares the cores with the parser workers
+    # Here as well as in ingest(): --device is checked with torch before ingest() runs.
+    spin_briefly()
     from mrag.ingestion.progress import ConsoleProgress, format_summary
 
     address = _ray_paths(args)
